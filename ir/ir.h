@@ -51,6 +51,17 @@ float       bf16_bits_to_f32(uint16_t h);
 /* The range of an integer dtype (bool: 0..1). */
 void        dtype_int_range(DType t, int64_t *lo, int64_t *hi);
 
+/* The scalar rules of the language, shared by ir_const_*, the interpreter and constant
+ * folding so they can never disagree:
+ *   dtype_wrap_i      an integer wrapped two's-complement into t (bool: v != 0);
+ *   dtype_round_f     a double rounded to float type t (f32 via (float), f16/bf16 through
+ *                     the bit conversions above, round to nearest even);
+ *   dtype_saturate_f  float to integer type t: toward zero, saturating, NaN -> 0
+ *                     (bool: v != 0). */
+int64_t     dtype_wrap_i(DType t, int64_t v);
+double      dtype_round_f(DType t, double v);
+int64_t     dtype_saturate_f(DType t, double v);
+
 /* Element i of a buffer in the dtype's storage layout (packed types: low bits first),
  * as a double (floats) or an int64 (integers and bool). */
 double      dtype_load_f(DType t, const void *data, size_t i);
@@ -271,6 +282,9 @@ bool ir_bind_sizes(const Kernel *k, const int64_t *const *in_shapes, const int *
 void ir_print_module(const Module *m, StrBuf *out);
 void ir_print_kernel(const Kernel *k, StrBuf *out);
 void ir_print_expr(const Expr *e, StrBuf *out);
+/* A DT_I64 size expression with minimal parentheses (`N + 1`, `K / 128`), as in shapes;
+ * also for diagnostics. */
+void ir_print_size(const Expr *e, StrBuf *out);
 
 /* Checks the invariants above. Returns true when the module is well formed; otherwise
  * appends one line per problem to err. */
