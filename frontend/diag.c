@@ -139,6 +139,7 @@ const char *diag_closest(const char *name, const char *const *candidates, int n)
     const char *best = NULL;
     int best_d = 1000;
     size_t len = strlen(name);
+    if (len < 2) return NULL;   /* a one-letter name is close to every other one */
     int limit = len <= 3 ? 1 : len <= 6 ? 2 : 3;
     for (int i = 0; i < n; i++) {
         if (!candidates[i] || strcmp(candidates[i], name) == 0) continue;

@@ -1368,6 +1368,33 @@ static void sched_vars_body(AstStmt **body, int n, PtrVec *out, Arena *a)
     }
 }
 
+/* Also the variables of whole-tensor definitions (`c = a @ b` loops over i, j, k). */
+static void sched_vars_ir(Stmt **stmts, int n, PtrVec *out, Arena *a)
+{
+    for (int i = 0; i < n; i++) {
+        const Stmt *st = stmts[i];
+        if (st->kind == STMT_SCAN) {
+            SchedVar *v = arena_alloc(a, sizeof(SchedVar));
+            v->name = st->scan.var->name;
+            v->scan = true;
+            pv_push(a, out, v);
+            sched_vars_ir(st->scan.body, st->scan.nbody, out, a);
+            continue;
+        }
+        for (int pass = 0; pass < 2; pass++) {
+            int cnt = pass ? st->def.nred : st->def.dst->rank;
+            for (int j = 0; j < cnt; j++) {
+                const Var *var = pass ? st->def.red[j] : st->def.idx[j];
+                if (var->kind == VAR_SCAN) continue;
+                SchedVar *v = arena_alloc(a, sizeof(SchedVar));
+                v->name = var->name;
+                v->reduction = pass == 1;
+                pv_push(a, out, v);
+            }
+        }
+    }
+}
+
 static int64_t smallest_const_extent(Stmt **stmts, int n, const char *name, int64_t best)
 {
     for (int i = 0; i < n; i++) {
@@ -1411,8 +1438,11 @@ static void elab_schedule(Sema *s, SModule *mod, const AstItem *it, Kernel **ker
         return;
     }
     pv_push(&s->arena, done, (void *)kitems[ki]);
+    Kernel *k = kernels[ki];
+    if (!kernels[ki]) return;   /* the kernel had errors; its schedule cannot be checked against it */
     PtrVec vars = {0};
     sched_vars_body(kitems[ki]->body, kitems[ki]->nbody, &vars, &s->arena);
+    sched_vars_ir(k->stmts, k->nstmts, &vars, &s->arena);
     StrBuf legal = {0};
     const char *vnames[256];
     int nv = 0;
@@ -1424,8 +1454,6 @@ static void elab_schedule(Sema *s, SModule *mod, const AstItem *it, Kernel **ker
         vnames[nv++] = v->name;
         sb_printf(&legal, "%s%s", legal.len ? ", " : "", v->name);
     }
-    Kernel *k = kernels[ki];
-    if (!k) return;   /* the kernel had errors; its schedule cannot be checked against it */
     SchedDirective *dirs = arena_array(&s->m->arena, (size_t)it->ndirectives * 8 + 1, sizeof(SchedDirective));
     int nd = 0;
     static const char *const kinds[] = {"tile", "vectorize", "parallel", "unroll"};
