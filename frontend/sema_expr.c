@@ -658,6 +658,30 @@ static Val eval_arg(Ctx *c, Env *env, const AstExpr *e)
     return v;
 }
 
+/* Unknown callee: say so when it names a kernel, else suggest a close fn or builtin. */
+static void sema_report_unknown_fn(Ctx *c, const AstExpr *e)
+{
+    const char *cands[256];
+    int n = 0;
+    for (int i = 0; i < TD_COUNTOF(BUILTINS); i++) cands[n++] = BUILTINS[i].name;
+    for (int pass = 0; pass <= c->mod->nimports; pass++) {
+        SModule *mod = pass == 0 ? c->mod : c->mod->imports[pass - 1];
+        for (int i = 0; i < mod->ast->nitems && n < 256; i++) {
+            const AstItem *it = mod->ast->items[i];
+            if (it->kind == AI_KERNEL && pass == 0 && strcmp(it->name, e->name) == 0) {
+                const char *help = arena_printf(&c->s->arena, "kernels are entry points, not functions; "
+                                                "move the body into `fn %s(...)` and call that", e->name);
+                sema_error(c, e->name_span, help, "'%s' is a kernel and cannot be called", e->name);
+                return;
+            }
+            if (it->kind == AI_FN) cands[n++] = it->name;
+        }
+    }
+    const char *close = diag_closest(e->name, cands, n);
+    const char *help = close ? arena_printf(&c->s->arena, "did you mean '%s'?", close) : NULL;
+    sema_error(c, e->name_span, help, "unknown function '%s'", e->name);
+}
+
 Val elab_call_value(Ctx *c, Env *env, const AstExpr *e)
 {
     for (int i = 0; i < c->ncache; i++)
@@ -666,7 +690,7 @@ Val elab_call_value(Ctx *c, Env *env, const AstExpr *e)
     bool ambiguous = false;
     const AstItem *fn = sema_find_fn(c->s, c->mod, e->name, &owner, e->name_span, c->s->d, &ambiguous);
     if (!fn) {
-        if (!ambiguous) sema_error(c, e->name_span, NULL, "unknown function '%s'", e->name);
+        if (!ambiguous) sema_report_unknown_fn(c, e);
         return val_poison();
     }
     Val *args = arena_array(&c->s->arena, (size_t)e->nargs + 1, sizeof(Val));
@@ -704,8 +728,8 @@ bool shape_broadcast(Ctx *c, int ra, Expr **da, int rb, Expr **db, int *rr, Expr
         if (x1) { d[i] = y; continue; }
         if (y1) { d[i] = x; continue; }
         sema_error(c, sp, "dimensions broadcast when they are equal or one of them is 1; write an indexed definition to say which axes match",
-                   "cannot broadcast shapes [%s] and [%s]: %s vs %s",
-                   type_str(c, DT_F32, ra, da) + 4, type_str(c, DT_F32, rb, db) + 4, size_str(c, x), size_str(c, y));
+                   "cannot broadcast shapes %s and %s: %s vs %s",
+                   type_str(c, DT_F32, ra, da) + 3, type_str(c, DT_F32, rb, db) + 3, size_str(c, x), size_str(c, y));
         return false;
     }
     *rr = r;
