@@ -161,7 +161,7 @@ typedef struct Ctx {           /* elaboration of one kernel */
     Tensor    *fn_result;      /* the tensor the last fn call materialised for its return */
 } Ctx;
 
-/* sema.c */
+/* sema.c, sema_stmt.c */
 bool     sema_error(Ctx *c, Span sp, const char *help, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 Binding *env_lookup(Env *env, const char *name);
@@ -174,6 +174,15 @@ const AstItem *sema_find_fn(Sema *s, SModule *mod, const char *name, SModule **o
 const char *sema_unique_name(Ctx *c, const char *base);
 void     sema_elab_body(Ctx *c, Env *env, AstStmt **body, int nbody, const AstStmt **ret);
 Expr    *sema_size_expr(Ctx *c, Env *env, const AstExpr *e);
+
+/* sema_types.c */
+Expr *sema_kernel_dim(Ctx *c, Env *env, const AstExpr *e, PtrVec *sizes);
+bool  sema_resolve_dtype(Ctx *c, const AstType *t, DType *out);
+bool  sema_kernel_type(Ctx *c, Env *env, const AstType *t, PtrVec *sizes, DType *dt, int *rank, Expr ***dims);
+bool  sema_check_annotation(Ctx *c, const AstParam *p, Tensor *t);
+
+/* sema_call.c */
+bool  sema_item_listed(PtrVec *v, const void *item);
 
 /* sema_expr.c */
 bool  sema_is_builtin(const char *name);
