@@ -219,6 +219,10 @@ void     ast_file_free(AstFile *f);
 void ast_print(const AstFile *f, StrBuf *out);
 void ast_print_expr(const AstExpr *e, StrBuf *out);   /* one line, fully parenthesised */
 
+/* Writes the token stream of text as the parser sees it, one token per line
+ * (`3:5 identifier x`), for lexer tests and debugging. Lexical errors go to d. */
+void ast_dump_tokens(const char *path, const char *text, size_t len, DiagSink *d, StrBuf *out);
+
 const char *ast_op_name(AstOp op);
 const char *ast_reduce_name(ReduceOp op);   /* "sum", ...; "" for RED_NONE */
 const char *ast_expr_kind_name(AstExprKind k);

@@ -311,31 +311,6 @@ bool sizes_equal(Bounds *b, const Expr *x, const Expr *y)
     return poly_equal(&px, &py);
 }
 
-static int size_prec(const Expr *e)
-{
-    if (e->op == OP_ADD || e->op == OP_SUB) return 1;
-    if (e->op == OP_MUL || e->op == OP_DIV) return 2;
-    return 3;
-}
-
-void size_print(const Expr *e, StrBuf *out)
-{
-    if (e->op == OP_CONST) { sb_printf(out, "%lld", (long long)e->value.i); return; }
-    if (e->op == OP_VAR) { sb_puts(out, e->var->name); return; }
-    if (size_prec(e) == 3) { sb_puts(out, "?"); return; }
-    int p = size_prec(e);
-    const char *sym = e->op == OP_ADD ? " + " : e->op == OP_SUB ? " - " : e->op == OP_MUL ? " * " : " / ";
-    bool lp = size_prec(e->args[0]) < p;
-    bool rp = size_prec(e->args[1]) <= p;
-    if (lp) sb_putc(out, '(');
-    size_print(e->args[0], out);
-    if (lp) sb_putc(out, ')');
-    sb_puts(out, sym);
-    if (rp) sb_putc(out, '(');
-    size_print(e->args[1], out);
-    if (rp) sb_putc(out, ')');
-}
-
 bool index_interval(Bounds *b, const Expr *e, Poly *lo, Poly *hi)
 {
     if (e->op == OP_CONST) {

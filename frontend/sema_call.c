@@ -22,7 +22,7 @@ static bool bind_fn_dim(Ctx *c, Env *fenv, const AstExpr *d, Expr *actual, const
                 Expr *k = ir_const_i(c->s->m, DT_I64, cv.i);
                 if (cv.kind == CV_INT && sizes_equal(c->s->bounds, k, actual)) return true;
                 StrBuf sb = {0};
-                size_print(actual, &sb);
+                ir_print_size(actual, &sb);
                 sema_error(c, argspan, NULL, "argument for %s has a dimension %s where %s = %lld is expected", param, sb_cstr(&sb),
                            d->name, (long long)cv.i);
                 sb_free(&sb);
@@ -35,8 +35,8 @@ static bool bind_fn_dim(Ctx *c, Env *fenv, const AstExpr *d, Expr *actual, const
         if (b->kind == B_SIZE) {
             if (sizes_equal(c->s->bounds, b->size, actual)) return true;
             StrBuf x = {0}, y = {0};
-            size_print(b->size, &x);
-            size_print(actual, &y);
+            ir_print_size(b->size, &x);
+            ir_print_size(actual, &y);
             sema_error(c, argspan, "the arguments' shapes must agree on every size name of the fn's signature",
                        "size %s is %s from an earlier argument but %s for %s", d->name, sb_cstr(&x), sb_cstr(&y), param);
             sb_free(&x);
@@ -48,8 +48,8 @@ static bool bind_fn_dim(Ctx *c, Env *fenv, const AstExpr *d, Expr *actual, const
     if (!want) return false;
     if (sizes_equal(c->s->bounds, want, actual)) return true;
     StrBuf x = {0}, y = {0};
-    size_print(want, &x);
-    size_print(actual, &y);
+    ir_print_size(want, &x);
+    ir_print_size(actual, &y);
     sema_error(c, argspan, NULL, "argument for %s has a dimension %s where %s is expected", param, sb_cstr(&y), sb_cstr(&x));
     sb_free(&x);
     sb_free(&y);

@@ -35,7 +35,7 @@ void describe_type(DType dt, int rank, Expr **dims, StrBuf *out)
     sb_putc(out, '[');
     for (int i = 0; i < rank; i++) {
         if (i) sb_puts(out, ", ");
-        size_print(dims[i], out);
+        ir_print_size(dims[i], out);
     }
     sb_putc(out, ']');
 }
@@ -52,7 +52,7 @@ static const char *type_str(Ctx *c, DType dt, int rank, Expr **dims)
 static const char *size_str(Ctx *c, const Expr *e)
 {
     StrBuf sb = {0};
-    size_print(e, &sb);
+    ir_print_size(e, &sb);
     const char *s = arena_strdup(&c->s->arena, sb_cstr(&sb));
     sb_free(&sb);
     return s;

@@ -42,8 +42,6 @@ void poly_print(Bounds *b, const Poly *p, StrBuf *out);
 Poly poly_from_size(Bounds *b, const Expr *e);
 /* Whether two size expressions are provably equal for all sizes. */
 bool sizes_equal(Bounds *b, const Expr *x, const Expr *y);
-/* Prints a size expression in user syntax (`N + 1`). */
-void size_print(const Expr *e, StrBuf *out);
 
 /* The interval [lo, hi] of an index expression over its variables' ranges. Returns false
  * when the expression is not affine in index variables and size names (with / and % by

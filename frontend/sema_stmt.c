@@ -140,8 +140,8 @@ static void elab_indexed_def(Ctx *c, Env *env, const AstStmt *st)
             home = vb->outer;
             if (known && !sizes_equal(c->s->bounds, known->shape[k], vb->var->extent)) {
                 StrBuf x = {0}, y = {0};
-                size_print(known->shape[k], &x);
-                size_print(vb->var->extent, &y);
+                ir_print_size(known->shape[k], &x);
+                ir_print_size(vb->var->extent, &y);
                 sema_error(c, li->span, NULL, "axis %d of %s has size %s but the scan runs %s steps", k, st->name, sb_cstr(&x), sb_cstr(&y));
                 sb_free(&x);
                 sb_free(&y);

@@ -309,4 +309,73 @@ typedef struct TensorData {
 bool ir_interp_run(const Kernel *k, const int64_t *sizes, const TensorData *ins,
                    TensorData *outs, StrBuf *err);
 
+/* ==== loop IR (level 2) ======================================================================
+ *
+ * Imperative and structured: loop nests over buffers. Buffers are the kernel's tensors
+ * (inputs, outputs, and every temporary, which the function allocates); expressions are
+ * the same Expr nodes as level 1, where OP_ACCESS now means a load of a buffer element at
+ * multi-dimensional indices (row-major; the back end flattens them) and may still carry a
+ * pad value (the back end loads only when every index is in range). Loop variables are
+ * Var objects of kind VAR_INDEX. Both back ends consume only this level. */
+typedef enum LoopKind {
+    LOOP_SERIAL,
+    LOOP_PARALLEL,     /* iterations may run on different threads */
+    LOOP_VECTOR,       /* innermost, SIMD */
+    LOOP_UNROLL,
+    LOOP_GPU_BLOCK,
+    LOOP_GPU_THREAD,
+} LoopKind;
+
+typedef enum LStmtKind {
+    LS_SEQ,      /* body[0..nbody) in order */
+    LS_FOR,      /* for var in [0, extent) (or reversed) of kind loop: body */
+    LS_STORE,    /* buf[idx...] = value */
+    LS_IF,       /* if cond: body (then) else: else_body */
+    LS_ALLOC,    /* buf lives (allocated, uninitialised) for the duration of body */
+    LS_BARRIER,  /* all threads of a GPU block wait here */
+} LStmtKind;
+
+typedef enum MemScope { MEM_HEAP, MEM_STACK, MEM_SHARED, MEM_REGISTER } MemScope;
+
+typedef struct LStmt LStmt;
+struct LStmt {
+    LStmtKind kind;
+    LStmt   **body;       /* LS_SEQ children; LS_FOR, LS_IF (then), LS_ALLOC: one child each in body[0] */
+    int       nbody;
+    Var      *var;        /* LS_FOR: the loop variable */
+    Expr     *extent;     /* LS_FOR: trip count (DT_I64 expression of size vars and outer loop vars) */
+    LoopKind  loop;       /* LS_FOR */
+    bool      reverse;    /* LS_FOR: var runs extent-1 down to 0 */
+    Tensor   *buf;        /* LS_STORE, LS_ALLOC */
+    Expr    **idx;        /* LS_STORE: buf->rank indices */
+    Expr     *value;      /* LS_STORE: of buf->dtype */
+    Expr     *cond;       /* LS_IF: DT_BOOL */
+    LStmt    *else_body;  /* LS_IF: may be NULL */
+    MemScope  scope;      /* LS_ALLOC */
+};
+
+typedef struct LoopFunc {
+    const Kernel *kernel;  /* signature: ins, outs, sizes */
+    LStmt        *body;    /* the whole function */
+} LoopFunc;
+
+typedef struct LoopModule {
+    const Module *ir;      /* the tensor IR it was lowered from (owns the arena) */
+    LoopFunc    **funcs;   /* one per kernel, in module order */
+    int           nfuncs;
+} LoopModule;
+
+/* Builders (loop.c), in the tensor module's arena. */
+LStmt *loop_seq(Module *m, LStmt **body, int n);
+LStmt *loop_for(Module *m, Var *v, Expr *extent, LoopKind kind, bool reverse, LStmt *body);
+LStmt *loop_store(Module *m, Tensor *buf, Expr **idx, Expr *value);
+LStmt *loop_if(Module *m, Expr *cond, LStmt *then_s, LStmt *else_s);
+LStmt *loop_alloc(Module *m, Tensor *buf, MemScope scope, LStmt *body);
+const char *loop_kind_name(LoopKind k);
+
+/* Lowers every kernel of m (passes/lower.c). Never fails on verified IR. */
+LoopModule *ir_lower_module(Module *m);
+void        loop_print_module(const LoopModule *lm, StrBuf *out);   /* --emit=loops */
+bool        loop_verify(const LoopModule *lm, StrBuf *err);
+
 #endif
