@@ -151,7 +151,10 @@ static SModule *load_import(Sema *s, SModule *from, const AstItem *imp)
     if (p[0] == '/' ) {
         resolved = arena_strdup(&s->arena, p);
     } else if (strncmp(p, "./", 2) == 0 || strncmp(p, "../", 3) == 0) {
-        resolved = arena_printf(&s->arena, "%s/%s", from->dir, p);
+        const char *rel = p;
+        while (strncmp(rel, "./", 2) == 0) rel += 2;   /* "./x" and "x" name the same file */
+        resolved = strcmp(from->dir, ".") == 0 ? arena_strdup(&s->arena, rel)
+                                               : arena_printf(&s->arena, "%s/%s", from->dir, rel);
     } else {
         const char *file = ends_with(p, ".tdsl") ? p : arena_printf(&s->arena, "%s.tdsl", p);
         int ndirs = s->o ? s->o->ninclude : 0;

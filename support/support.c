@@ -2,6 +2,7 @@
 #include "support.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,6 +148,13 @@ char *read_file_all(const char *path, size_t *len, const char **err)
     FILE *f = fopen(path, "rb");
     if (!f) {
         *err = strerror(errno);
+        return NULL;
+    }
+    /* Only regular files: a device like /dev/zero would never end. */
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        *err = "not a regular file";
         return NULL;
     }
     StrBuf sb = {0};

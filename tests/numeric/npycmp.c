@@ -21,13 +21,6 @@ static double load(const TensorData *t, size_t i)
                                     : (double)dtype_load_i(t->dtype, t->data, i);
 }
 
-static void print_shape(const TensorData *t)
-{
-    printf("(");
-    for (int i = 0; i < t->rank; i++) printf("%s%lld", i ? ", " : "", (long long)t->shape[i]);
-    printf(t->rank == 1 ? ",)" : ")");
-}
-
 static bool parse_tol(const char *s, double *out)
 {
     char *end;
@@ -44,11 +37,13 @@ static int compare_files(const char *const files[2], double rtol, double atol, T
     bool same_shape = a->rank == b->rank;
     for (int i = 0; same_shape && i < a->rank; i++) same_shape = a->shape[i] == b->shape[i];
     if (!same_shape) {
-        printf("npycmp: shape mismatch: %s has shape ", files[0]);
-        print_shape(a);
-        printf(" but %s has shape ", files[1]);
-        print_shape(b);
-        printf("\n");
+        StrBuf sa = {0}, sb = {0};
+        npy_format_shape(a, &sa);
+        npy_format_shape(b, &sb);
+        printf("npycmp: shape mismatch: %s has shape %s but %s has shape %s\n", files[0],
+               sb_cstr(&sa), files[1], sb_cstr(&sb));
+        sb_free(&sa);
+        sb_free(&sb);
         return 1;
     }
 
