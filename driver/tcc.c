@@ -34,7 +34,7 @@ enum {
 
 /* ---- command line ---------------------------------------------------------------------------- */
 
-typedef enum Command { CMD_NONE, CMD_CHECK, CMD_RUN, CMD_EMIT_AST, CMD_EMIT_IR } Command;
+typedef enum Command { CMD_NONE, CMD_CHECK, CMD_RUN, CMD_EMIT_AST, CMD_EMIT_IR, CMD_EMIT_LOOPS } Command;
 
 typedef struct Binding {         /* NAME=VALUE from --in, --out or -D */
     const char *name;            /* heap copy of the part before '=' */
@@ -69,7 +69,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: tcc check FILE [options]\n"
-        "       tcc --emit=ast|ir FILE [-o OUT] [options]\n"
+        "       tcc --emit=ast|ir|loops FILE [-o OUT] [options]\n"
         "       tcc run FILE --kernel K [--in NAME=PATH]... [--out NAME=PATH]...\n"
         "               [--random SEED] [-D NAME=VALUE]... [--engine interp] [--print]\n"
         "\n"
@@ -77,6 +77,7 @@ static void usage(FILE *f)
         "  check FILE        parse and check FILE and its imports; prints nothing when valid\n"
         "  --emit=ast FILE   print the syntax tree of FILE\n"
         "  --emit=ir FILE    print the tensor IR of every kernel in FILE\n"
+        "  --emit=loops FILE print the loop IR (after lowering) of every kernel in FILE\n"
         "  run FILE          run a kernel on the reference interpreter\n"
         "\n"
         "options:\n"
@@ -217,7 +218,8 @@ static bool parse_args(int argc, char **argv, Args *a, DiagSink *d)
         } else if ((v = take_value(argc, argv, &i, "--emit", &bad, d))) {
             if (strcmp(v, "ast") == 0) emit = CMD_EMIT_AST;
             else if (strcmp(v, "ir") == 0) emit = CMD_EMIT_IR;
-            else diag_error_plain(d, "unknown --emit kind '%s'; available: ast, ir", v);
+            else if (strcmp(v, "loops") == 0) emit = CMD_EMIT_LOOPS;
+            else diag_error_plain(d, "unknown --emit kind '%s'; available: ast, ir, loops", v);
         } else if ((v = take_value(argc, argv, &i, "--kernel", &bad, d))) {
             a->kernel = v;
             if (!a->run_only_flag) a->run_only_flag = "--kernel";
@@ -456,6 +458,26 @@ static int cmd_emit_ir(const Args *a, DiagSink *d)
     ir_print_module(m, &out);
     rc = write_text(a->out_path, &out, d) ? 0 : EXIT_USER;
     sb_free(&out);
+    ir_module_free(m);
+    return rc;
+}
+
+static int cmd_emit_loops(const Args *a, DiagSink *d)
+{
+    int rc = 0;
+    Module *m = compile(a, d, &rc);
+    if (!m) return rc;
+    LoopModule *lm = ir_lower_module(m);
+    StrBuf out = {0}, err = {0};
+    if (!loop_verify(lm, &err)) {
+        fprintf(stderr, "internal error: loop IR verifier:\n%s", sb_cstr(&err));
+        rc = EXIT_INTERNAL;
+    } else {
+        loop_print_module(lm, &out);
+        rc = write_text(a->out_path, &out, d) ? 0 : EXIT_USER;
+    }
+    sb_free(&out);
+    sb_free(&err);
     ir_module_free(m);
     return rc;
 }
@@ -1040,6 +1062,7 @@ int main(int argc, char **argv)
         case CMD_CHECK: rc = cmd_check(&a, &d); break;
         case CMD_EMIT_AST: rc = cmd_emit_ast(&a, &d); break;
         case CMD_EMIT_IR: rc = cmd_emit_ir(&a, &d); break;
+        case CMD_EMIT_LOOPS: rc = cmd_emit_loops(&a, &d); break;
         case CMD_RUN: rc = cmd_run(&a, &d); break;
         case CMD_NONE: rc = EXIT_USER; break;
         }
