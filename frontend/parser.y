@@ -828,7 +828,7 @@ static void report(ParseCtx *cx, const Span *at, const Expected *e, const char *
             diag_help(cx->diag, "the module is named by a string: `import \"nn\"`");
     }
 
-    if (k == TK_STRING && !expects(e, TK_STRING))
+    if (k == TK_STRING && !expects(e, TK_STRING) && cx->unit_kind != TK_IMPORT)
         diag_help(cx->diag, "strings appear only after `import`");
     else if (is_keyword(k) && expects(e, TK_IDENT))
         diag_help(cx->diag, "%s is a reserved word and cannot be used as a name", found);
