@@ -17,6 +17,8 @@
 typedef struct Atom {
     const Var *size;   /* a size name, or NULL for an opaque atom */
     char      *text;   /* printed form: "N" or "(K - 1) / 128" */
+    Poly      *num;    /* opaque atom floor(num / den), num >= 0 */
+    int64_t    den;
 } Atom;
 
 struct Bounds {
@@ -35,16 +37,21 @@ Bounds *bounds_new(void)
 void bounds_free(Bounds *b)
 {
     if (!b) return;
-    for (int i = 0; i < b->natoms; i++) free(b->atoms[i].text);
+    for (int i = 0; i < b->natoms; i++) {
+        free(b->atoms[i].text);
+        free(b->atoms[i].num);
+    }
     free(b->atoms);
     free(b);
 }
 
-static int atom_intern(Bounds *b, const Var *size, const char *text)
+/* Size atoms are keyed by their Var; opaque atoms by (num, den), never by text: two
+ * kernels' `K / 2` are different quantities. */
+static int atom_intern(Bounds *b, const Var *size, const char *text, const Poly *num, int64_t den)
 {
     for (int i = 0; i < b->natoms; i++) {
-        if (size ? b->atoms[i].size == size : (!b->atoms[i].size && strcmp(b->atoms[i].text, text) == 0))
-            return i;
+        const Atom *a = &b->atoms[i];
+        if (size ? a->size == size : (!a->size && a->den == den && poly_equal(a->num, num))) return i;
     }
     if (b->natoms == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 16;
@@ -52,6 +59,13 @@ static int atom_intern(Bounds *b, const Var *size, const char *text)
         if (!b->atoms) td_internal_error(__FILE__, __LINE__, "out of memory");
     }
     b->atoms[b->natoms].size = size;
+    b->atoms[b->natoms].num = NULL;
+    b->atoms[b->natoms].den = den;
+    if (num) {
+        b->atoms[b->natoms].num = malloc(sizeof(Poly));
+        if (!b->atoms[b->natoms].num) td_internal_error(__FILE__, __LINE__, "out of memory");
+        *b->atoms[b->natoms].num = *num;
+    }
     b->atoms[b->natoms].text = strdup(text);
     if (!b->atoms[b->natoms].text) td_internal_error(__FILE__, __LINE__, "out of memory");
     return b->natoms++;
@@ -199,9 +213,8 @@ bool poly_equal(const Poly *a, const Poly *b)
 
 /* Substitutes N = 1 + N' for every size atom: each monomial becomes the product of
  * (1 + a') over its size atoms, expanded. Opaque atoms stay as they are (>= 0). */
-bool poly_nonneg(Bounds *b, const Poly *p)
+static bool nonneg_shifted(Bounds *b, const Poly *p)
 {
-    if (p->unknown) return false;
     Poly shifted = poly_const(0);
     for (int i = 0; i < p->nterms; i++) {
         const PolyTerm *t = &p->terms[i];
@@ -222,6 +235,43 @@ bool poly_nonneg(Bounds *b, const Poly *p)
     return true;
 }
 
+/* Eliminates one opaque atom a = floor(P / c), using P - c + 1 <= c*a <= P: c*p is at least
+ * the polynomial where each term coef*M*a becomes coef*M*P (coef < 0) or coef*M*(P - c + 1)
+ * (coef > 0); every other monomial M is non-negative because every atom is. */
+static bool nonneg_depth(Bounds *b, const Poly *p, int depth)
+{
+    if (p->unknown) return false;
+    if (nonneg_shifted(b, p)) return true;
+    if (depth == 0) return false;
+    int id = -1;
+    for (int i = 0; i < p->nterms && id < 0; i++)
+        for (int k = 0; k < p->terms[i].natoms; k++)
+            if (!b->atoms[p->terms[i].atoms[k]].size) { id = p->terms[i].atoms[k]; break; }
+    if (id < 0) return false;
+    int64_t c = b->atoms[id].den;
+    Poly upper = *b->atoms[id].num, cm1 = poly_const(c - 1);
+    Poly lower = poly_sub(&upper, &cm1);
+    Poly q = poly_const(0);
+    for (int i = 0; i < p->nterms; i++) {
+        const PolyTerm *t = &p->terms[i];
+        PolyTerm rest = {0};
+        int uses = 0;
+        for (int k = 0; k < t->natoms; k++) {
+            if (t->atoms[k] == id) uses++;
+            else rest.atoms[rest.natoms++] = t->atoms[k];
+        }
+        if (uses > 1) return false;
+        Poly mono = poly_const(0);
+        poly_accumulate(&mono, &rest, t->coef);
+        Poly term = uses == 0 ? poly_scale(&mono, c) : poly_mul(&mono, t->coef < 0 ? &upper : &lower);
+        q = poly_add(&q, &term);
+        if (q.unknown) return false;
+    }
+    return nonneg_depth(b, &q, depth - 1);
+}
+
+bool poly_nonneg(Bounds *b, const Poly *p) { return nonneg_depth(b, p, 6); }
+
 void poly_print(Bounds *b, const Poly *p, StrBuf *out)
 {
     if (p->unknown) { sb_puts(out, "?"); return; }
@@ -238,8 +288,10 @@ void poly_print(Bounds *b, const Poly *p, StrBuf *out)
         }
         if (t->natoms == 0 || c != 1) sb_printf(out, "%lld", (long long)c);
         for (int k = 0; k < t->natoms; k++) {
+            bool product = t->natoms > 1 || c != 1;
+            const Atom *a = &b->atoms[t->atoms[k]];
             if (k > 0 || c != 1) sb_puts(out, "*");
-            sb_puts(out, b->atoms[t->atoms[k]].text);
+            sb_printf(out, product && !a->size ? "(%s)" : "%s", a->text);
         }
     }
 }
@@ -275,12 +327,13 @@ static Poly poly_floordiv(Bounds *b, const Poly *p, int64_t c)
     }
     if (!poly_nonneg(b, p)) return poly_unknown();
     StrBuf sb = {0};
-    sb_puts(&sb, "(");
+    bool simple = p->nterms == 1 && p->terms[0].coef == 1 && p->terms[0].natoms == 1;
+    if (!simple) sb_puts(&sb, "(");
     poly_print(b, p, &sb);
-    sb_printf(&sb, ") / %lld", (long long)c);
-    Poly a = poly_atom(atom_intern(b, NULL, sb_cstr(&sb)));
+    sb_printf(&sb, simple ? " / %lld" : ") / %lld", (long long)c);
+    int id = atom_intern(b, NULL, sb_cstr(&sb), p, c);
     sb_free(&sb);
-    return a;
+    return poly_atom(id);
 }
 
 Poly poly_from_size(Bounds *b, const Expr *e)
@@ -289,7 +342,7 @@ Poly poly_from_size(Bounds *b, const Expr *e)
     if (e->op == OP_CONST) return poly_const(e->value.i);
     if (e->op == OP_VAR) {
         if (e->var->kind != VAR_SIZE) return poly_unknown();
-        return poly_atom(atom_intern(b, e->var, e->var->name));
+        return poly_atom(atom_intern(b, e->var, e->var->name, NULL, 0));
     }
     if (e->op == OP_ADD || e->op == OP_SUB || e->op == OP_MUL) {
         Poly x = poly_from_size(b, e->args[0]), y = poly_from_size(b, e->args[1]);
@@ -311,6 +364,16 @@ bool sizes_equal(Bounds *b, const Expr *x, const Expr *y)
     return poly_equal(&px, &py);
 }
 
+/* Whether e uses an index, reduction or scan variable (not only size names). */
+static bool has_loop_var(const Expr *e)
+{
+    if (!e) return false;
+    if (e->op == OP_VAR) return e->var->kind != VAR_SIZE;
+    for (int i = 0; i < e->nargs; i++)
+        if (has_loop_var(e->args[i])) return true;
+    return false;
+}
+
 bool index_interval(Bounds *b, const Expr *e, Poly *lo, Poly *hi)
 {
     if (e->op == OP_CONST) {
@@ -320,7 +383,7 @@ bool index_interval(Bounds *b, const Expr *e, Poly *lo, Poly *hi)
     }
     if (e->op == OP_VAR) {
         if (e->var->kind == VAR_SIZE) {
-            *lo = *hi = poly_atom(atom_intern(b, e->var, e->var->name));
+            *lo = *hi = poly_atom(atom_intern(b, e->var, e->var->name, NULL, 0));
         } else {
             Poly ext = poly_from_size(b, e->var->extent), one = poly_const(1);
             *lo = poly_const(0);
@@ -357,8 +420,8 @@ bool index_interval(Bounds *b, const Expr *e, Poly *lo, Poly *hi)
             Poly s1 = poly_scale(&l2, c), s2 = poly_scale(&h2, c);
             *lo = c >= 0 ? s1 : s2;
             *hi = c >= 0 ? s2 : s1;
-        } else if (poly_nonneg(b, &l1) && poly_nonneg(b, &l2)) {
-            /* i * D with both factors non-negative: monotone in each */
+        } else if ((!has_loop_var(e->args[0]) || !has_loop_var(e->args[1])) && poly_nonneg(b, &l1) && poly_nonneg(b, &l2)) {
+            /* i * D: affine in i (a size name is a coefficient), monotone in each factor */
             *lo = poly_mul(&l1, &l2);
             *hi = poly_mul(&h1, &h2);
         } else {

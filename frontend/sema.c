@@ -41,7 +41,8 @@ bool sema_error(Ctx *c, Span sp, const char *help, const char *fmt, ...)
     sb_free(&msg);
     if (help) diag_help(s->d, "%s", help);
     for (int i = c->nframes - 1; i >= 0; i--)
-        diag_note(s->d, c->frames[i].call, "in this call of fn '%s'", c->frames[i].fn);
+        if (c->frames[i].call.file)   /* a fn checked on its own has no call site */
+            diag_note(s->d, c->frames[i].call, "in this call of fn '%s'", c->frames[i].fn);
     return true;
 }
 
@@ -74,17 +75,28 @@ Binding *env_bind(Ctx *c, Env *env, const char *name, BindKind kind, Span span)
     return b;
 }
 
+static bool tensor_name_taken(Ctx *c, const char *name)
+{
+    for (int i = 0; i < c->k->nins; i++) if (strcmp(c->k->ins[i]->name, name) == 0) return true;
+    for (int i = 0; i < c->k->nouts; i++) if (strcmp(c->k->outs[i]->name, name) == 0) return true;
+    for (int i = 0; i < c->temps.len; i++) if (strcmp(((Tensor *)c->temps.items[i])->name, name) == 0) return true;
+    return false;
+}
+
 const char *sema_unique_name(Ctx *c, const char *base)
 {
     const char *name = base;
-    for (int n = 1;; n++) {
-        bool taken = false;
-        for (int i = 0; i < c->k->nins && !taken; i++) taken = strcmp(c->k->ins[i]->name, name) == 0;
-        for (int i = 0; i < c->k->nouts && !taken; i++) taken = strcmp(c->k->outs[i]->name, name) == 0;
-        for (int i = 0; i < c->temps.len && !taken; i++) taken = strcmp(((Tensor *)c->temps.items[i])->name, name) == 0;
-        if (!taken) return arena_strdup(&c->s->m->arena, name);
-        name = arena_printf(&c->s->arena, "%s.%d", base, n);
-    }
+    for (int n = 1; tensor_name_taken(c, name); n++) name = arena_printf(&c->s->arena, "%s.%d", base, n);
+    return arena_strdup(&c->s->m->arena, name);
+}
+
+/* A variable the compiler introduces (or inlines from a fn) prints by name in the IR; it
+ * must not read like one of the kernel's tensors (`k[k, j]`), so it takes a prime. */
+Var *sema_var_new(Ctx *c, VarKind kind, const char *base, Expr *extent)
+{
+    const char *name = base;
+    while (tensor_name_taken(c, name)) name = arena_printf(&c->s->arena, "%s'", name);
+    return ir_var_new(c->s->m, kind, arena_strdup(&c->s->m->arena, name), extent);
 }
 
 /* ---- modules and imports ------------------------------------------------------------------------------------ */
@@ -654,7 +666,7 @@ static void check_fn_generic(Sema *s, SModule *mod, const AstItem *fn)
         args[i].t = ir_tensor_new(m, TK_INPUT, arena_strdup(&m->arena, p->name), dt, rank, shape);
         spans[i] = p->name_span;
     }
-    call_fn(c, fn, mod, args, NULL, spans, fn->nparams, fn->name_span);
+    call_fn(c, fn, mod, args, NULL, spans, fn->nparams, (Span){0});
 }
 
 /* Declaration checks for one file: duplicate names, names that clash with builtins. */

@@ -38,7 +38,7 @@ static bool bind_fn_dim(Ctx *c, Env *fenv, const AstExpr *d, Expr *actual, const
             ir_print_size(b->size, &x);
             ir_print_size(actual, &y);
             sema_error(c, argspan, "the arguments' shapes must agree on every size name of the fn's signature",
-                       "size %s is %s from an earlier argument but %s for %s", d->name, sb_cstr(&x), sb_cstr(&y), param);
+                       "size %s of the fn is %s for an earlier argument but %s for %s", d->name, sb_cstr(&x), sb_cstr(&y), param);
             sb_free(&x);
             sb_free(&y);
             return false;
@@ -144,9 +144,16 @@ Val call_fn(Ctx *c, const AstItem *fn, SModule *owner, Val *args, const char **a
     Span *bspan = arena_array(&s->arena, (size_t)np + 1, sizeof(Span));
     bool *have = arena_array(&s->arena, (size_t)np + 1, sizeof(bool));
     bool ok = true;
+    bool named_seen = false;
     for (int i = 0; i < nargs; i++) {
         int pi = -1;
+        if (!(argnames && argnames[i]) && named_seen) {
+            sema_error(c, argspans[i], "pass positional arguments first, then named ones", "positional argument after a named argument");
+            ok = false;
+            break;
+        }
         if (argnames && argnames[i]) {
+            named_seen = true;
             for (int j = 0; j < np; j++)
                 if (strcmp(fn->params[j].name, argnames[i]) == 0) pi = j;
             if (pi < 0) {

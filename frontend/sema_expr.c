@@ -329,12 +329,14 @@ static SVal hoist_reduction(Ctx *c, ReduceOp rop, Var **red, int nred, Expr *bod
     Expr **dims = arena_array(&m->arena, (size_t)nfree + 1, sizeof(Expr *));
     Expr **reads = arena_array(&m->arena, (size_t)nfree + 1, sizeof(Expr *));
     for (int i = 0; i < nfree; i++) {
-        fresh[i] = ir_var_new(m, VAR_INDEX, fv[i]->name, fv[i]->extent);
+        fresh[i] = sema_var_new(c, VAR_INDEX, fv[i]->name, fv[i]->extent);
         dims[i] = fv[i]->extent;
         reads[i] = ir_var(m, fv[i]);
     }
     Expr *nbody = subst(m, body, fv, fresh, nfree);
-    Tensor *t = new_temp(c, ast_reduce_name(rop), dt, nfree, dims, span);
+    const char *name = c->in_fn ? arena_printf(&c->s->arena, "%s.%s", c->frames[c->nframes - 1].fn, ast_reduce_name(rop))
+                                : ast_reduce_name(rop);
+    Tensor *t = new_temp(c, name, dt, nfree, dims, span);
     if (!emit_def(c, t, fresh, rop, red, nred, nbody, span)) return poison();
     Expr *acc = ir_access(m, t, reads, NULL);
     acc->span = span;
@@ -350,11 +352,13 @@ typedef struct RangeSource {
     int         axis;
 } RangeSource;
 
-static void find_sources(Ctx *c, Env *env, const AstExpr *e, const char *var, RangeSource *out, int *n, int cap)
+static void find_sources(Ctx *c, Env *env, const AstExpr *e, const char *var, RangeSource *out, int *n, int cap,
+                         bool *poisoned)
 {
     if (!e || *n >= cap) return;
     if (e->kind == AX_INDEX && e->a && e->a->kind == AX_NAME) {
         Binding *b = env_lookup(env, e->a->name);
+        if (!b || b->kind == B_POISON) *poisoned = true;   /* its error is already reported */
         if (b && (b->kind == B_TENSOR) && b->t) {
             Tensor *t = b->t;
             int ell = -1;
@@ -373,9 +377,9 @@ static void find_sources(Ctx *c, Env *env, const AstExpr *e, const char *var, Ra
         for (int i = 0; i < e->nrvars; i++)
             if (strcmp(e->rvars[i].name, var) == 0) return;  /* shadowed (reported elsewhere) */
     }
-    find_sources(c, env, e->a, var, out, n, cap);
-    find_sources(c, env, e->b, var, out, n, cap);
-    for (int i = 0; i < e->nargs; i++) find_sources(c, env, e->args[i], var, out, n, cap);
+    find_sources(c, env, e->a, var, out, n, cap, poisoned);
+    find_sources(c, env, e->b, var, out, n, cap, poisoned);
+    for (int i = 0; i < e->nargs; i++) find_sources(c, env, e->args[i], var, out, n, cap, poisoned);
 }
 
 /* Infers the range of `var` from the accesses in rhs where it stands alone as an index. */
@@ -383,8 +387,10 @@ void infer_range(Ctx *c, Env *env, const AstExpr *rhs, const char *var, Span var
 {
     RangeSource src[16];
     int n = 0;
-    find_sources(c, env, rhs, var, src, &n, TD_COUNTOF(src));
+    bool poisoned = false;
+    find_sources(c, env, rhs, var, src, &n, TD_COUNTOF(src), &poisoned);
     *extent = NULL;
+    if (n == 0 && poisoned) return;
     if (n == 0) {
         const char *help = arena_printf(&c->s->arena,
             "use %s alone as an index of a tensor on the right-hand side (like x[%s]); "
@@ -668,6 +674,12 @@ static void sema_report_unknown_fn(Ctx *c, const AstExpr *e)
         SModule *mod = pass == 0 ? c->mod : c->mod->imports[pass - 1];
         for (int i = 0; i < mod->ast->nitems && n < 256; i++) {
             const AstItem *it = mod->ast->items[i];
+            if (it->kind == AI_KERNEL && pass > 0 && strcmp(it->name, e->name) == 0) {
+                const char *help = arena_printf(&c->s->arena, "imports bring in fns and consts, not kernels; call a fn of %s instead",
+                                                mod->ast->src.path);
+                sema_error(c, e->name_span, help, "'%s' is a kernel of %s and cannot be called", e->name, mod->ast->src.path);
+                return;
+            }
             if (it->kind == AI_KERNEL && pass == 0 && strcmp(it->name, e->name) == 0) {
                 const char *help = arena_printf(&c->s->arena, "kernels are entry points, not functions; "
                                                 "move the body into `fn %s(...)` and call that", e->name);
@@ -863,6 +875,15 @@ static SVal broadcast_read(Ctx *c, Tensor *t, const Whole *w, Span sp)
     return typed(e);
 }
 
+static void pending_output_read(Ctx *c, const char *name, Span sp)
+{
+    if (c->cur_def && strcmp(c->cur_def, name) == 0)
+        sema_error(c, sp, "a definition computes a tensor from other tensors; for a recurrence, carry the value in a `scan` state",
+                   "'%s' cannot be read in its own definition", name);
+    else
+        sema_error(c, sp, "define an output before reading it", "output '%s' is read before it is defined", name);
+}
+
 static SVal elab_name(Ctx *c, Env *env, const AstExpr *e, const Whole *w)
 {
     Binding *b = env_lookup(env, e->name);
@@ -874,7 +895,7 @@ static SVal elab_name(Ctx *c, Env *env, const AstExpr *e, const Whole *w)
         case B_SCALAR: return b->sv;
         case B_TENSOR:
             if (b->pending) {
-                sema_error(c, e->span, "define an output before reading it", "output '%s' is read before it is defined", e->name);
+                pending_output_read(c, e->name, e->span);
                 return poison();
             }
             return broadcast_read(c, b->t, w, e->span);
@@ -894,6 +915,16 @@ static SVal elab_name(Ctx *c, Env *env, const AstExpr *e, const Whole *w)
     int n = 0;
     for (Env *x = env; x && n < 64; x = x->parent)
         for (int i = 0; i < x->binds.len && n < 64; i++) cands[n++] = ((Binding *)x->binds.items[i])->name;
+    if (c->cur_def && strcmp(c->cur_def, e->name) == 0) {
+        sema_error(c, e->span, "a definition computes a tensor from other tensors; for a recurrence, carry the value in a `scan` state",
+                   "'%s' cannot be read in its own definition", e->name);
+        return poison();
+    }
+    for (int pass = 0; c->mod && pass <= c->mod->nimports; pass++) {
+        SModule *mod = pass == 0 ? c->mod : c->mod->imports[pass - 1];
+        for (int i = 0; i < mod->ast->nitems && n < 64; i++)
+            if (mod->ast->items[i]->kind == AI_CONST) cands[n++] = mod->ast->items[i]->name;
+    }
     for (int i = 0; i < c->nbody; i++) {
         const AstStmt *s = c->body[i];
         if (s->kind == AS_DEF && strcmp(s->name, e->name) == 0) {
@@ -959,6 +990,18 @@ static SVal elab_binary(Ctx *c, Env *env, const AstExpr *e, const Whole *w)
     if (a.poison || b.poison) return poison();
     if (e->op == AOP_POW) return elab_pow(c, a, b, e);
     if (a.untyped && b.untyped) return fold_binary(c, e->op, a.c, b.c, e->span);
+    if (e->op == AOP_AND || e->op == AOP_OR) {
+        SVal *side[2] = {&a, &b};
+        const AstExpr *ast[2] = {e->a, e->b};
+        for (int i = 0; i < 2; i++) {
+            bool is_bool = side[i]->untyped ? side[i]->c.kind == CV_BOOL : side[i]->e->type == DT_BOOL;
+            if (!is_bool) {
+                sema_error(c, ast[i]->span, "compare it first, e.g. x != 0", "'%s' needs bool operands, found %s", ast_op_name(e->op),
+                           side[i]->untyped ? "a number" : dtype_name(side[i]->e->type));
+                return poison();
+            }
+        }
+    }
     if (!unify(c, &a, &b, e->a->span, e->b->span, e->span, ast_op_name(e->op))) return poison();
     DType t = a.e->type;
     switch (e->op) {
@@ -1030,7 +1073,7 @@ static Env *bind_rvars(Ctx *c, Env *env, const AstExpr *e, Var ***out)
         if (rv->range) ext = sema_size_expr(c, env, rv->range);
         else infer_range(c, env, e->a, rv->name, rv->span, &ext);
         if (!ext) { ok = false; continue; }
-        red[i] = ir_var_new(m, VAR_REDUCE, rv->name, ext);
+        red[i] = c->in_fn ? sema_var_new(c, VAR_REDUCE, rv->name, ext) : ir_var_new(m, VAR_REDUCE, rv->name, ext);
         Binding *b = env_bind(c, inner, rv->name, B_VAR, rv->span);
         b->var = red[i];
     }
@@ -1135,7 +1178,7 @@ static SVal elab(Ctx *c, Env *env, const AstExpr *e, const Whole *w)
             Binding *b = env_lookup(env, acc->a->name);
             if (b && b->kind == B_TENSOR) {
                 if (b->pending) {
-                    sema_error(c, acc->a->span, "define an output before reading it", "output '%s' is read before it is defined", acc->a->name);
+                    pending_output_read(c, acc->a->name, acc->a->span);
                     return poison();
                 }
                 t = b->t;
@@ -1189,7 +1232,7 @@ Tensor *materialize(Ctx *c, Env *env, const AstExpr *e, int rank, Expr **dims, c
     Module *m = c->s->m;
     Var **idx = arena_array(&m->arena, (size_t)rank + 1, sizeof(Var *));
     static const char *const names[] = {"i0", "i1", "i2", "i3", "i4", "i5", "i6", "i7"};
-    for (int i = 0; i < rank; i++) idx[i] = ir_var_new(m, VAR_INDEX, i < 8 ? names[i] : "i", dims[i]);
+    for (int i = 0; i < rank; i++) idx[i] = sema_var_new(c, VAR_INDEX, i < 8 ? names[i] : "i", dims[i]);
     SVal v = elab_whole(c, env, e, idx, dims, rank);
     Expr *body = sval_expr(c, v);
     if (!body) return NULL;
@@ -1215,8 +1258,8 @@ static Tensor *materialize_matmul(Ctx *c, Env *env, const AstExpr *e)
             sema_error(c, e->span, NULL, "@ needs numeric tensors");
         } else if (matmul_shape(c, ta->rank, ta->shape, tb->rank, tb->shape, &r, &dims, e->span, &kdim)) {
             Var **idx = arena_array(&m->arena, (size_t)r + 1, sizeof(Var *));
-            for (int i = 0; i < r; i++) idx[i] = ir_var_new(m, VAR_INDEX, i == r - 1 && tb->rank >= 2 ? "j" : i == r - 1 || (i == r - 2 && tb->rank >= 2) ? "i" : "b", dims[i]);
-            Var *k = ir_var_new(m, VAR_REDUCE, "k", kdim);
+            for (int i = 0; i < r; i++) idx[i] = sema_var_new(c, VAR_INDEX, i == r - 1 && tb->rank >= 2 ? "j" : i == r - 1 || (i == r - 2 && tb->rank >= 2) ? "i" : "b", dims[i]);
+            Var *k = sema_var_new(c, VAR_REDUCE, "k", kdim);
             int nbatch = r - (ta->rank >= 2) - (tb->rank >= 2);
             Expr *ia[IR_MAX_RANK + 1], *ib[IR_MAX_RANK + 1];
             /* batch axes broadcast, trailing-aligned, like numpy */

@@ -151,6 +151,7 @@ typedef struct Ctx {           /* elaboration of one kernel */
     int        nbatch_dims;
     bool       in_fn;          /* elaborating a fn body */
     int        scan_depth;     /* scans around the statement being elaborated */
+    const char *cur_def;       /* the name the current statement defines */
     AstStmt  **body;           /* the statements being elaborated, for hints */
     int        nbody;
     int        counter;        /* for generated names */
@@ -170,6 +171,7 @@ bool     sema_const_eval(Sema *s, SModule *mod, const AstExpr *e, CVal *out);
 const AstItem *sema_find_fn(Sema *s, SModule *mod, const char *name, SModule **owner, Span use,
                             DiagSink *d, bool *ambiguous);
 const char *sema_unique_name(Ctx *c, const char *base);
+Var     *sema_var_new(Ctx *c, VarKind kind, const char *base, Expr *extent);
 void     sema_elab_body(Ctx *c, Env *env, AstStmt **body, int nbody, const AstStmt **ret);
 Expr    *sema_size_expr(Ctx *c, Env *env, const AstExpr *e);
 

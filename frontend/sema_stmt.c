@@ -87,7 +87,27 @@ static bool scan_var_in_lhs(Env *env, const AstStmt *st)
     return false;
 }
 
+static void elab_indexed_def_in(Ctx *c, Env *env, const AstStmt *st);
+static void elab_whole_def_in(Ctx *c, Env *env, const AstStmt *st);
+
+/* Records which name is being defined, so reading it in its own definition is explained. */
 static void elab_indexed_def(Ctx *c, Env *env, const AstStmt *st)
+{
+    const char *saved = c->cur_def;
+    c->cur_def = st->name;
+    elab_indexed_def_in(c, env, st);
+    c->cur_def = saved;
+}
+
+static void elab_whole_def(Ctx *c, Env *env, const AstStmt *st)
+{
+    const char *saved = c->cur_def;
+    c->cur_def = st->name;
+    elab_whole_def_in(c, env, st);
+    c->cur_def = saved;
+}
+
+static void elab_indexed_def_in(Ctx *c, Env *env, const AstStmt *st)
 {
     Module *m = c->s->m;
     Binding *b;
@@ -124,7 +144,7 @@ static void elab_indexed_def(Ctx *c, Env *env, const AstStmt *st)
         if (!li->name) {
             for (int j = 0; j < nb; j++) {
                 Expr *ext = c->batch_dims[j];
-                batch[j] = ir_var_new(m, VAR_INDEX, arena_printf(&m->arena, "b%d", j), ext);
+                batch[j] = sema_var_new(c, VAR_INDEX, arena_printf(&c->s->arena, "b%d", j), ext);
                 idx[k++] = batch[j];
             }
             continue;
@@ -161,7 +181,7 @@ static void elab_indexed_def(Ctx *c, Env *env, const AstStmt *st)
         if (known) ext = known->shape[k];
         else infer_range(c, env, st->rhs, li->name, li->span, &ext);
         if (!ext) { ok = false; k++; continue; }
-        idx[k] = ir_var_new(m, VAR_INDEX, li->name, ext);
+        idx[k] = c->in_fn ? sema_var_new(c, VAR_INDEX, li->name, ext) : ir_var_new(m, VAR_INDEX, li->name, ext);
         Binding *ib = env_bind(c, denv, li->name, B_VAR, li->span);
         ib->var = idx[k];
         k++;
@@ -220,6 +240,17 @@ static void elab_indexed_def(Ctx *c, Env *env, const AstStmt *st)
     bind_defined(c, env, st, tk, b, dst, home);
 }
 
+/* Whether a value of shape dims can fill t: trailing-aligned, equal or of size 1. */
+static bool broadcasts_to(Ctx *c, int rank, Expr **dims, const Tensor *t)
+{
+    if (rank > t->rank) return false;
+    for (int i = 0; i < rank; i++) {
+        Expr *x = dims[i], *y = t->shape[t->rank - rank + i];
+        if (!sizes_equal(c->s->bounds, x, y) && !(x->op == OP_CONST && x->value.i == 1)) return false;
+    }
+    return true;
+}
+
 static bool same_shape(Ctx *c, int ra, Expr **da, int rb, Expr **db)
 {
     if (ra != rb) return false;
@@ -228,7 +259,7 @@ static bool same_shape(Ctx *c, int ra, Expr **da, int rb, Expr **db)
     return true;
 }
 
-static void elab_whole_def(Ctx *c, Env *env, const AstStmt *st)
+static void elab_whole_def_in(Ctx *c, Env *env, const AstStmt *st)
 {
     Module *m = c->s->m;
     Binding *b;
@@ -246,10 +277,7 @@ static void elab_whole_def(Ctx *c, Env *env, const AstStmt *st)
     c->fn_result = NULL;
     if (!elab_whole_shape(c, env, st->rhs, &rank, &dims)) { bind_poison(c, env, st, tk, b); return; }
     if (known) {
-        int rr;
-        Expr **rd;
-        if (!shape_broadcast(c, rank, dims, known->rank, known->shape, &rr, &rd, st->rhs->span)) { bind_poison(c, env, st, tk, b); return; }
-        if (!same_shape(c, rr, rd, known->rank, known->shape)) {
+        if (!broadcasts_to(c, rank, dims, known)) {
             StrBuf x = {0}, y = {0};
             describe_type(known->dtype, known->rank, known->shape, &x);
             describe_type(known->dtype, rank, dims, &y);
@@ -262,7 +290,7 @@ static void elab_whole_def(Ctx *c, Env *env, const AstStmt *st)
         Tensor *dst = tk == TGT_STATE ? state_next(c, b, st->name_span) : known;
         Var **idx = arena_array(&m->arena, (size_t)known->rank + 1, sizeof(Var *));
         static const char *const names[] = {"i0", "i1", "i2", "i3", "i4", "i5", "i6", "i7"};
-        for (int i = 0; i < known->rank; i++) idx[i] = ir_var_new(m, VAR_INDEX, names[i], known->shape[i]);
+        for (int i = 0; i < known->rank; i++) idx[i] = sema_var_new(c, VAR_INDEX, names[i], known->shape[i]);
         SVal v = elab_whole(c, env, st->rhs, idx, known->shape, known->rank);
         v = sval_coerce(c, v, known->dtype, st->rhs->span);
         Expr *body = sval_expr(c, v);
@@ -295,6 +323,68 @@ static void elab_whole_def(Ctx *c, Env *env, const AstStmt *st)
     bind_defined(c, env, st, tk, b, t, NULL);
 }
 
+/* Declares state i of a scan: its type, its TK_STATE tensor and its initial value. On
+ * an error, the state's name is bound to poison so the body does not cascade. */
+static Binding *elab_state(Ctx *c, Env *env, Env *benv, const AstState *as, ScanState *ss)
+{
+    Module *m = c->s->m;
+    Binding *pb = env_lookup(benv, as->name);
+    if (pb && pb->kind != B_POISON) {
+        sema_error(c, as->name_span, NULL, "'%s' is already defined; a state needs a fresh name", as->name);
+        return NULL;
+    }
+    DType dt;
+    bool ok = sema_resolve_dtype(c, &as->type, &dt);
+    int rank = as->type.ndims;
+    Expr **dims = arena_array(&m->arena, (size_t)rank + 1, sizeof(Expr *));
+    for (int j = 0; ok && j < rank; j++) {
+        if (as->type.dims[j].ellipsis) {
+            sema_error(c, as->type.span, "give the state's dimensions by name", "`...` is not allowed in a state's type");
+            ok = false;
+            break;
+        }
+        dims[j] = sema_size_expr(c, env, as->type.dims[j].size);
+        ok = dims[j] != NULL;
+    }
+    if (!ok) { env_bind(c, benv, as->name, B_POISON, as->name_span); return NULL; }
+    const char *name = c->in_fn ? arena_printf(&c->s->arena, "%s.%s", c->frames[c->nframes - 1].fn, as->name) : as->name;
+    Tensor *state = new_temp(c, name, dt, rank, dims, as->name_span);
+    state->kind = TK_STATE;
+    ss->state = state;
+    /* the initial value: a tensor of the state's type, or a constant broadcast */
+    Binding *ib = as->init->kind == AX_NAME ? env_lookup(env, as->init->name) : NULL;
+    if (ib && ib->kind == B_TENSOR && !ib->pending) {
+        if (ib->t->dtype != dt || !same_shape(c, ib->t->rank, ib->t->shape, rank, dims)) {
+            StrBuf x = {0}, y = {0};
+            describe_type(dt, rank, dims, &x);
+            describe_type(ib->t->dtype, ib->t->rank, ib->t->shape, &y);
+            sema_error(c, as->init->span, NULL, "state %s is %s but its initial value %s is %s", as->name, sb_cstr(&x),
+                       ib->t->name, sb_cstr(&y));
+            sb_free(&x);
+            sb_free(&y);
+            ok = false;
+        }
+        ss->init_tensor = ib->t;
+    } else {
+        SVal v = elab_scalar(c, env, as->init);
+        v = sval_coerce(c, v, dt, as->init->span);
+        ok = !v.poison;
+        if (ok && v.e->op != OP_CONST) {
+            sema_error(c, as->init->span, "initialise it with a constant (broadcast) or a tensor of the state's type",
+                       "the initial value of state '%s' is neither a constant nor a tensor", as->name);
+            ok = false;
+        }
+        if (ok) ss->init_value = v.e;
+    }
+    /* bound even when the initial value was wrong: the type is known, the body can be checked */
+    Binding *b = env_bind(c, benv, as->name, B_TENSOR, as->name_span);
+    b->t = state;
+    b->state = state;
+    b->is_state = true;
+    b->scan_env = benv;
+    return ok ? b : NULL;
+}
+
 static void elab_scan(Ctx *c, Env *env, const AstStmt *st)
 {
     Module *m = c->s->m;
@@ -304,7 +394,8 @@ static void elab_scan(Ctx *c, Env *env, const AstStmt *st)
         return;
     }
     Expr *steps = sema_size_expr(c, env, st->extent);
-    if (!steps) return;
+    bool ok = steps != NULL;
+    if (!steps) steps = ir_const_i(m, DT_I64, 1);   /* keep checking the body */
     Var *sv = ir_var_new(m, VAR_SCAN, arena_strdup(&m->arena, st->var), steps);
     Stmt *scan = arena_alloc(&m->arena, sizeof(Stmt));
     scan->kind = STMT_SCAN;
@@ -318,70 +409,10 @@ static void elab_scan(Ctx *c, Env *env, const AstStmt *st)
     vb->var = sv;
     vb->outer = env;
     Binding **sb = arena_array(&c->s->arena, (size_t)st->nstates + 1, sizeof(Binding *));
-    bool ok = true;
     for (int i = 0; i < st->nstates; i++) {
-        const AstState *as = &st->states[i];
-        Binding *pb = env_lookup(benv, as->name);
-        if (pb && pb->kind != B_POISON) {
-            sema_error(c, as->name_span, NULL, "'%s' is already defined; a state needs a fresh name", as->name);
-            ok = false;
-            continue;
-        }
-        DType dt;
-        if (!sema_resolve_dtype(c, &as->type, &dt)) { ok = false; continue; }
-        int rank = as->type.ndims;
-        Expr **dims = arena_array(&m->arena, (size_t)rank + 1, sizeof(Expr *));
-        for (int j = 0; j < rank; j++) {
-            if (as->type.dims[j].ellipsis) {
-                if (!c->in_fn || c->nbatch_dims != 1) {
-                    sema_error(c, as->type.span, NULL, "`...` is not allowed in a state's type");
-                    ok = false;
-                    break;
-                }
-            }
-            dims[j] = as->type.dims[j].ellipsis ? NULL : sema_size_expr(c, env, as->type.dims[j].size);
-            if (!dims[j]) { ok = false; break; }
-        }
-        if (!ok) continue;
-        Tensor *state = new_temp(c, c->in_fn ? arena_printf(&c->s->arena, "%s.%s", c->frames[c->nframes - 1].fn, as->name) : as->name,
-                                 dt, rank, dims, as->name_span);
-        state->kind = TK_STATE;
-        ScanState *ss = &scan->scan.states[i];
-        ss->state = state;
-        /* the initial value: a tensor of the state's type, or a constant broadcast */
-        Binding *ib = as->init->kind == AX_NAME ? env_lookup(env, as->init->name) : NULL;
-        if (ib && ib->kind == B_TENSOR && !ib->pending) {
-            if (ib->t->dtype != dt || !same_shape(c, ib->t->rank, ib->t->shape, rank, dims)) {
-                StrBuf x = {0}, y = {0};
-                describe_type(dt, rank, dims, &x);
-                describe_type(ib->t->dtype, ib->t->rank, ib->t->shape, &y);
-                sema_error(c, as->init->span, NULL, "state %s is %s but its initial value %s is %s", as->name, sb_cstr(&x),
-                           ib->t->name, sb_cstr(&y));
-                sb_free(&x);
-                sb_free(&y);
-                ok = false;
-                continue;
-            }
-            ss->init_tensor = ib->t;
-        } else {
-            SVal v = elab_scalar(c, env, as->init);
-            v = sval_coerce(c, v, dt, as->init->span);
-            if (v.poison) { ok = false; continue; }
-            if (v.e->op != OP_CONST) {
-                sema_error(c, as->init->span, "initialise it with a constant (broadcast) or a tensor of the state's type",
-                           "the initial value of state '%s' is neither a constant nor a tensor", as->name);
-                ok = false;
-                continue;
-            }
-            ss->init_value = v.e;
-        }
-        sb[i] = env_bind(c, benv, as->name, B_TENSOR, as->name_span);
-        sb[i]->t = state;
-        sb[i]->state = state;
-        sb[i]->is_state = true;
-        sb[i]->scan_env = benv;
+        sb[i] = elab_state(c, env, benv, &st->states[i], &scan->scan.states[i]);
+        ok &= sb[i] != NULL;
     }
-    if (!ok) return;
     PtrVec body = {0};
     PtrVec *saved_stmts = c->stmts;
     AstStmt **saved_body = c->body;
@@ -398,12 +429,13 @@ static void elab_scan(Ctx *c, Env *env, const AstStmt *st)
     scan->scan.body = (Stmt **)body.items;
     scan->scan.nbody = body.len;
     for (int i = 0; i < st->nstates; i++) {
+        Binding *after = env_bind(c, env, st->states[i].name, ok ? B_TENSOR : B_POISON, st->states[i].name_span);
+        if (!ok) continue;
         ScanState *ss = &scan->scan.states[i];
         ss->next = sb[i]->t != ss->state ? sb[i]->t : NULL;
-        Binding *after = env_bind(c, env, st->states[i].name, B_TENSOR, st->states[i].name_span);
         after->t = ss->state;   /* after the scan, the state's name is its final value */
     }
-    pv_push(&m->arena, c->stmts, scan);
+    if (ok) pv_push(&m->arena, c->stmts, scan);
 }
 
 void sema_elab_body(Ctx *c, Env *env, AstStmt **body, int nbody, const AstStmt **ret)

@@ -84,7 +84,14 @@ Expr *sema_kernel_dim(Ctx *c, Env *env, const AstExpr *e, PtrVec *sizes)
             sema_error(c, e->b->span, NULL, "a size can only be divided by a positive integer constant");
             return NULL;
         }
-        return ir_binary(m, op, a, b);
+        Expr *dim = ir_binary(m, op, a, b);
+        Poly p = poly_from_size(c->s->bounds, dim);
+        int64_t k;
+        if (poly_is_const(&p, &k) && k < 1) {
+            sema_error(c, e->span, NULL, "a dimension must be at least 1, but this one is always %lld", (long long)k);
+            return NULL;
+        }
+        return dim;
     }
     sema_error(c, e->span, NULL, "a dimension is an integer, a size name, or + - * / of those");
     return NULL;
@@ -191,8 +198,25 @@ bool sema_check_annotation(Ctx *c, const AstParam *p, Tensor *t)
                    "@quant needs the stored type first: one of i8, u8, i4, u4, i2");
         return false;
     }
+    const char *scheme_name = NULL;
     for (int i = 1; i < an->nargs; i++) {
         const AstAnnotArg *arg = &an->args[i];
+        const char *w0 = arg->key ? arg->key : arg->value && arg->value->kind == AX_NAME ? arg->value->name : "";
+        bool is_scheme = strcmp(w0, "group") == 0 || strcmp(w0, "per_channel") == 0 || strcmp(w0, "per_row") == 0 ||
+                         strcmp(w0, "per_tensor") == 0 || strcmp(w0, "ternary") == 0;
+        for (int j = 1; j < i; j++) {
+            const AstAnnotArg *prev = &an->args[j];
+            const char *w1 = prev->key ? prev->key : prev->value && prev->value->kind == AX_NAME ? prev->value->name : "";
+            if (strcmp(w0, w1) == 0) {
+                sema_error(c, arg->span, NULL, "@quant option '%s' is given twice", w0);
+                return false;
+            }
+        }
+        if (is_scheme && scheme_name) {
+            sema_error(c, arg->span, "a tensor has one quantization scheme", "conflicting @quant schemes: %s and %s", scheme_name, w0);
+            return false;
+        }
+        if (is_scheme) scheme_name = w0;
         if (arg->key && strcmp(arg->key, "group") == 0) {
             if (!annot_int(c, arg, &a->group)) return false;
             a->scheme = QS_GROUP;
