@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../frontend/frontend.h"
+#include "../codegen/cpu/cpu.h"
 #include "npy.h"
 
 #ifndef TDSL_VERSION
@@ -34,7 +35,12 @@ enum {
 
 /* ---- command line ---------------------------------------------------------------------------- */
 
-typedef enum Command { CMD_NONE, CMD_CHECK, CMD_RUN, CMD_EMIT_AST, CMD_EMIT_IR, CMD_EMIT_LOOPS } Command;
+typedef enum Command {
+    CMD_NONE, CMD_CHECK, CMD_RUN, CMD_BUILD, CMD_EMIT_AST, CMD_EMIT_IR, CMD_EMIT_LOOPS,
+    CMD_EMIT_LLVM, CMD_EMIT_ASM, CMD_EMIT_OBJ,
+} Command;
+
+typedef enum Engine { ENGINE_CPU, ENGINE_INTERP } Engine;
 
 typedef struct Binding {         /* NAME=VALUE from --in, --out or -D */
     const char *name;            /* heap copy of the part before '=' */
@@ -55,13 +61,16 @@ typedef struct Args {
     bool         random;         /* --random given */
     uint64_t     seed;
     bool         print;          /* --print */
+    Engine       engine;         /* --engine: cpu (default) or interp */
+    const char  *header_path;    /* --header, with a .so build */
+    CpuOptions   cpu;            /* --cpu, --features, -O */
     bool         help, version;
     const char  *run_only_flag;  /* the first run-only flag seen, for "only valid with run" */
 } Args;
 
 static const char *const OPTIONS[] = {
     "--help", "--version", "--emit", "--kernel", "--in", "--out", "--random", "--engine",
-    "--print", "--stdlib", "-o", "-I", "-D",
+    "--print", "--stdlib", "-o", "-I", "-D", "--header", "--cpu", "--features", "-O",
 };
 static const char *const COMMANDS[] = {"check", "run"};
 
@@ -69,22 +78,29 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: tcc check FILE [options]\n"
-        "       tcc --emit=ast|ir|loops FILE [-o OUT] [options]\n"
+        "       tcc FILE -o OUT.so [--header OUT.h] [options]\n"
+        "       tcc --emit=ast|ir|loops|llvm|asm|obj FILE [-o OUT] [options]\n"
         "       tcc run FILE --kernel K [--in NAME=PATH]... [--out NAME=PATH]...\n"
-        "               [--random SEED] [-D NAME=VALUE]... [--engine interp] [--print]\n"
+        "               [--random SEED] [-D NAME=VALUE]... [--engine cpu|interp] [--print]\n"
         "\n"
         "commands:\n"
         "  check FILE        parse and check FILE and its imports; prints nothing when valid\n"
         "  --emit=ast FILE   print the syntax tree of FILE\n"
         "  --emit=ir FILE    print the tensor IR of every kernel in FILE\n"
         "  --emit=loops FILE print the loop IR (after lowering) of every kernel in FILE\n"
-        "  run FILE          run a kernel on the reference interpreter\n"
+        "  --emit=llvm FILE  print the optimised LLVM IR (asm: assembly; obj: an object file, needs -o)\n"
+        "  FILE -o OUT.so    build a shared library exporting one C function per kernel\n"
+        "  run FILE          run a kernel (compiled for this CPU, or on the interpreter)\n"
         "\n"
         "options:\n"
         "  -I DIR            search DIR for imports before the stdlib (repeatable)\n"
         "  -D NAME=VALUE     bind size NAME to VALUE, a positive integer (repeatable)\n"
         "  --stdlib DIR      the stdlib directory (default: $TDSL_STDLIB, else %s)\n"
-        "  -o FILE           with --emit: write to FILE instead of stdout\n"
+        "  -o FILE           with --emit: write to FILE instead of stdout; else the .so to build\n"
+        "  --header FILE.h   with a .so build: also write the C header declaring its functions\n"
+        "  --cpu NAME        target CPU for compiled code (default: this machine's, e.g. znver4)\n"
+        "  --features LIST   LLVM target features, e.g. +avx2,-avx512f (default: the CPU's)\n"
+        "  -O0 .. -O3        optimisation level of compiled code (default -O2)\n"
         "  --help            print this help and exit\n"
         "  --version         print the version and exit\n"
         "\n"
@@ -94,7 +110,8 @@ static void usage(FILE *f)
         "  --out NAME=PATH   write output NAME to a .npy file (repeatable)\n"
         "  --random SEED     generate each input not given with --in: floats uniform in\n"
         "                    [-1, 1), integers in [-8, 7] (clamped to the dtype), bools 0/1\n"
-        "  --engine interp   the execution engine; only the reference interpreter exists yet\n"
+        "  --engine ENGINE   cpu (default): JIT-compiled native code; interp: the reference\n"
+        "                    interpreter\n"
         "  --print           print the outputs not written with --out (the default when\n"
         "                    there is no --out)\n"
         "\n"
@@ -202,6 +219,7 @@ static bool parse_args(int argc, char **argv, Args *a, DiagSink *d)
         td_internal_error(__FILE__, __LINE__, "out of memory");
     int npos = 0, nerr = d->nerrors;
     Command emit = CMD_NONE;
+    a->cpu.opt_level = 2;
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *v;
@@ -219,7 +237,10 @@ static bool parse_args(int argc, char **argv, Args *a, DiagSink *d)
             if (strcmp(v, "ast") == 0) emit = CMD_EMIT_AST;
             else if (strcmp(v, "ir") == 0) emit = CMD_EMIT_IR;
             else if (strcmp(v, "loops") == 0) emit = CMD_EMIT_LOOPS;
-            else diag_error_plain(d, "unknown --emit kind '%s'; available: ast, ir, loops", v);
+            else if (strcmp(v, "llvm") == 0) emit = CMD_EMIT_LLVM;
+            else if (strcmp(v, "asm") == 0) emit = CMD_EMIT_ASM;
+            else if (strcmp(v, "obj") == 0) emit = CMD_EMIT_OBJ;
+            else diag_error_plain(d, "unknown --emit kind '%s'; available: ast, ir, loops, llvm, asm, obj", v);
         } else if ((v = take_value(argc, argv, &i, "--kernel", &bad, d))) {
             a->kernel = v;
             if (!a->run_only_flag) a->run_only_flag = "--kernel";
@@ -233,13 +254,24 @@ static bool parse_args(int argc, char **argv, Args *a, DiagSink *d)
             a->random = parse_seed(v, &a->seed, d);
             if (!a->run_only_flag) a->run_only_flag = "--random";
         } else if ((v = take_value(argc, argv, &i, "--engine", &bad, d))) {
-            if (strcmp(v, "interp") != 0)
-                diag_error_plain(d, "engine '%s' is not available yet; available: interp", v);
+            if (strcmp(v, "interp") == 0) a->engine = ENGINE_INTERP;
+            else if (strcmp(v, "cpu") == 0) a->engine = ENGINE_CPU;
+            else if (strcmp(v, "cuda") == 0 || strcmp(v, "cuda-emu") == 0)
+                diag_error_plain(d, "engine '%s' is not available yet; available: cpu, interp", v);
+            else diag_error_plain(d, "unknown engine '%s'; available: cpu, interp", v);
             if (!a->run_only_flag) a->run_only_flag = "--engine";
         } else if ((v = take_value(argc, argv, &i, "--stdlib", &bad, d))) {
             a->stdlib_dir = v;
         } else if ((v = take_value(argc, argv, &i, "-o", &bad, d))) {
             a->out_path = v;
+        } else if ((v = take_value(argc, argv, &i, "--header", &bad, d))) {
+            a->header_path = v;
+        } else if ((v = take_value(argc, argv, &i, "--cpu", &bad, d))) {
+            a->cpu.cpu = v;
+        } else if ((v = take_value(argc, argv, &i, "--features", &bad, d))) {
+            a->cpu.features = v;
+        } else if (strncmp(arg, "-O", 2) == 0 && arg[2] >= '0' && arg[2] <= '3' && arg[3] == 0) {
+            a->cpu.opt_level = arg[2] - '0';
         } else if ((v = take_value(argc, argv, &i, "-I", &bad, d))) {
             a->include_dirs[a->ninclude++] = v;
         } else if ((v = take_value(argc, argv, &i, "-D", &bad, d))) {
@@ -262,13 +294,15 @@ static bool parse_args(int argc, char **argv, Args *a, DiagSink *d)
     } else if (is_command) {
         a->cmd = strcmp(positional[0], "check") == 0 ? CMD_CHECK : CMD_RUN;
         first_file = 1;
+    } else if (npos > 0 && a->out_path) {
+        a->cmd = CMD_BUILD;   /* tcc FILE -o FILE.so */
     } else if (npos > 0 && !strchr(positional[0], '.') && !strchr(positional[0], '/')) {
         const char *near = diag_closest(positional[0], COMMANDS, TD_COUNTOF(COMMANDS));
         if (near) diag_error_plain(d, "unknown command '%s'; did you mean '%s'?", positional[0], near);
-        else diag_error_plain(d, "unknown command '%s'; commands: check, run, --emit=ast, --emit=ir",
+        else diag_error_plain(d, "unknown command '%s'; commands: check, run, --emit=KIND, or FILE -o FILE.so",
                               positional[0]);
     } else {
-        diag_error_plain(d, "no command given; commands: check, run, --emit=ast, --emit=ir");
+        diag_error_plain(d, "no command given; commands: check, run, --emit=KIND, or FILE -o FILE.so");
         if (npos > 0) diag_help(d, "to check a program: tcc check %s", positional[0]);
         else diag_help(d, "see 'tcc --help'");
     }
@@ -286,8 +320,12 @@ static bool parse_args(int argc, char **argv, Args *a, DiagSink *d)
 
     if (a->cmd != CMD_RUN && a->run_only_flag)
         diag_error_plain(d, "%s is only valid with 'tcc run'", a->run_only_flag);
-    if (a->out_path && a->cmd != CMD_EMIT_AST && a->cmd != CMD_EMIT_IR)
-        diag_error_plain(d, "-o is only valid with --emit (use --out NAME=PATH with 'tcc run')");
+    if (a->out_path && (a->cmd == CMD_CHECK || a->cmd == CMD_RUN))
+        diag_error_plain(d, "-o is only valid with --emit or a .so build (use --out NAME=PATH with 'tcc run')");
+    if (a->cmd == CMD_EMIT_OBJ && !a->out_path)
+        diag_error_plain(d, "--emit=obj writes binary data: give the file with -o FILE.o");
+    if (a->header_path && a->cmd != CMD_BUILD)
+        diag_error_plain(d, "--header is only valid when building a .so: tcc FILE -o FILE.so --header FILE.h");
     if (a->cmd == CMD_RUN && !a->kernel)
         diag_error_plain(d, "tcc run needs --kernel NAME");
     for (int i = 0; i < a->ndefs; i++)
@@ -462,23 +500,85 @@ static int cmd_emit_ir(const Args *a, DiagSink *d)
     return rc;
 }
 
+/* Compiles the file down to verified loop IR. On failure returns NULL with *rc set. */
+static LoopModule *compile_loops(const Args *a, DiagSink *d, int *rc, Module **m)
+{
+    *m = compile(a, d, rc);
+    if (!*m) return NULL;
+    LoopModule *lm = ir_lower_module(*m);
+    StrBuf err = {0};
+    if (!loop_verify(lm, &err)) {
+        fprintf(stderr, "internal error: loop IR verifier:\n%s", sb_cstr(&err));
+        *rc = EXIT_INTERNAL;
+        lm = NULL;
+    }
+    sb_free(&err);
+    return lm;
+}
+
 static int cmd_emit_loops(const Args *a, DiagSink *d)
 {
     int rc = 0;
-    Module *m = compile(a, d, &rc);
-    if (!m) return rc;
-    LoopModule *lm = ir_lower_module(m);
-    StrBuf out = {0}, err = {0};
-    if (!loop_verify(lm, &err)) {
-        fprintf(stderr, "internal error: loop IR verifier:\n%s", sb_cstr(&err));
-        rc = EXIT_INTERNAL;
-    } else {
+    Module *m;
+    LoopModule *lm = compile_loops(a, d, &rc, &m);
+    if (lm) {
+        StrBuf out = {0};
         loop_print_module(lm, &out);
         rc = write_text(a->out_path, &out, d) ? 0 : EXIT_USER;
+        sb_free(&out);
     }
-    sb_free(&out);
-    sb_free(&err);
-    ir_module_free(m);
+    if (m) ir_module_free(m);
+    return rc;
+}
+
+/* Reports an error message from a back end (which may end in a newline) as a user error:
+ * these fail on bad --cpu/--features values or a missing linker, not on compiler bugs. */
+static void backend_error(DiagSink *d, StrBuf *err)
+{
+    const char *msg = sb_cstr(err);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n') n--;
+    diag_error_plain(d, "%.*s", (int)n, msg);
+}
+
+/* --emit=llvm|asm|obj */
+static int cmd_emit_native(const Args *a, DiagSink *d)
+{
+    int rc = 0;
+    Module *m;
+    LoopModule *lm = compile_loops(a, d, &rc, &m);
+    if (lm) {
+        CpuEmitKind kind = a->cmd == CMD_EMIT_LLVM ? CPU_EMIT_LLVM : a->cmd == CMD_EMIT_ASM ? CPU_EMIT_ASM : CPU_EMIT_OBJ;
+        StrBuf out = {0}, err = {0};
+        if (!cpu_emit(lm, &a->cpu, kind, &out, &err)) {
+            backend_error(d, &err);
+            rc = EXIT_USER;
+        } else {
+            rc = write_text(a->out_path, &out, d) ? 0 : EXIT_USER;
+        }
+        sb_free(&out);
+        sb_free(&err);
+    }
+    if (m) ir_module_free(m);
+    return rc;
+}
+
+/* tcc FILE -o FILE.so [--header FILE.h] */
+static int cmd_build(const Args *a, DiagSink *d)
+{
+    int rc = 0;
+    Module *m;
+    LoopModule *lm = compile_loops(a, d, &rc, &m);
+    if (lm) {
+        StrBuf err = {0};
+        if (!cpu_build_shared(lm, &a->cpu, a->out_path, &err) ||
+            (a->header_path && !cpu_write_header(m, a->header_path, &err))) {
+            backend_error(d, &err);
+            rc = EXIT_USER;
+        }
+        sb_free(&err);
+    }
+    if (m) ir_module_free(m);
     return rc;
 }
 
@@ -486,6 +586,7 @@ static int cmd_emit_loops(const Args *a, DiagSink *d)
 
 typedef struct Run {
     const Args   *args;
+    Module       *module;     /* the whole compiled file (the cpu engine compiles all of it) */
     DiagSink     *d;
     Kernel       *k;
     int64_t      *sizes;      /* k->nsizes; < 0 while unbound */
@@ -946,6 +1047,32 @@ static bool emit_outputs(Run *r)
     return true;
 }
 
+/* The cpu engine: lowers the module, JIT-compiles it for this machine and calls the kernel
+ * on the same buffers the interpreter would use. */
+static bool run_compiled(Run *r, StrBuf *err)
+{
+    Kernel *k = r->k;
+    Module *m = r->module;
+    LoopModule *lm = ir_lower_module(m);
+    if (!loop_verify(lm, err)) {
+        fprintf(stderr, "internal error: loop IR verifier:\n%s", sb_cstr(err));
+        exit(EXIT_INTERNAL);
+    }
+    CpuJit *jit = cpu_jit_compile(lm, &r->args->cpu, err);
+    if (!jit) return false;
+    TdslRawKernel fn = cpu_jit_lookup(jit, k->name);
+    if (!fn) td_internal_error(__FILE__, __LINE__, "kernel %s missing from its JIT module", k->name);
+    void **buffers = calloc((size_t)(k->nins + k->nouts) + 1, sizeof(void *));
+    if (!buffers) td_internal_error(__FILE__, __LINE__, "out of memory");
+    for (int i = 0; i < k->nins; i++) buffers[i] = r->ins[i].data;
+    for (int o = 0; o < k->nouts; o++) buffers[k->nins + o] = r->outs[o].data;
+    bool ok = fn(buffers, r->sizes) == 0;
+    if (!ok) sb_puts(err, "out of memory while running the compiled kernel");
+    free(buffers);
+    cpu_jit_free(jit);
+    return ok;
+}
+
 static bool run_kernel(Run *r)
 {
     Kernel *k = r->k;
@@ -955,7 +1082,8 @@ static bool run_kernel(Run *r)
     for (int o = 0; o < k->nouts; o++)
         if (!alloc_tensor(r, k->outs[o], &r->outs[o])) return false;
     StrBuf err = {0};
-    bool ok = ir_interp_run(k, r->sizes, r->ins, r->outs, &err);
+    bool ok = r->args->engine == ENGINE_INTERP ? ir_interp_run(k, r->sizes, r->ins, r->outs, &err)
+                                               : run_compiled(r, &err);
     if (!ok) {
         const char *msg = sb_cstr(&err);
         size_t n = strlen(msg);
@@ -976,7 +1104,7 @@ static int cmd_run(const Args *a, DiagSink *d)
         ir_module_free(m);
         return EXIT_USER;
     }
-    Run r = {a, d, k, NULL, NULL, NULL, NULL, NULL};
+    Run r = {a, m, d, k, NULL, NULL, NULL, NULL, NULL};
     r.sizes = malloc(sizeof(int64_t) * (size_t)(k->nsizes + 1));
     r.in_file = calloc((size_t)k->nins + 1, sizeof *r.in_file);
     r.out_file = calloc((size_t)k->nouts + 1, sizeof *r.out_file);
@@ -1063,6 +1191,8 @@ int main(int argc, char **argv)
         case CMD_EMIT_AST: rc = cmd_emit_ast(&a, &d); break;
         case CMD_EMIT_IR: rc = cmd_emit_ir(&a, &d); break;
         case CMD_EMIT_LOOPS: rc = cmd_emit_loops(&a, &d); break;
+        case CMD_EMIT_LLVM: case CMD_EMIT_ASM: case CMD_EMIT_OBJ: rc = cmd_emit_native(&a, &d); break;
+        case CMD_BUILD: rc = cmd_build(&a, &d); break;
         case CMD_RUN: rc = cmd_run(&a, &d); break;
         case CMD_NONE: rc = EXIT_USER; break;
         }

@@ -10,7 +10,8 @@
 #
 # e.g.  ../../stdlib/nn.tdsl softmax x=softmax/x.npy -> y=softmax/y.npy rtol=1e-5 -D N=8
 # Outputs are compared with |actual - expected| <= atol + rtol * |expected| (defaults: those
-# of npycmp, rtol 1e-6 and atol 1e-7); NaN matches NaN.
+# of npycmp, rtol 1e-6 and atol 1e-7); NaN matches NaN. Every case runs on each engine in
+# $ENGINES (default: "interp cpu"), so the compiled code meets the same references.
 set -uo pipefail
 
 if [ $# -lt 2 ]; then
@@ -66,22 +67,24 @@ while IFS= read -r line || [ -n "$line" ]; do
     continue
   fi
 
-  if ! "$tcc" run "${tok[0]}" --kernel "${tok[1]}" "${run_args[@]}" >"$tmp/log" 2>&1; then
-    fail=$((fail + 1))
-    echo "FAIL $name: tcc run failed:"
-    echo "  $tcc run ${tok[0]} --kernel ${tok[1]} ${run_args[*]}"
-    sed 's/^/  /' "$tmp/log"
-    continue
-  fi
-  ok=1
-  for ((j = 0; j < ${#outs[@]}; j += 2)); do
-    if ! "$npycmp" "$tmp/$lineno.${outs[j]}.npy" "${outs[j + 1]}" "${tol[@]}" >"$tmp/cmp" 2>&1; then
-      ok=0
-      echo "FAIL $name: output ${outs[j]} differs from ${outs[j + 1]}"
-      sed 's/^/  /' "$tmp/cmp"
+  for engine in ${ENGINES:-interp cpu}; do
+    if ! "$tcc" run "${tok[0]}" --kernel "${tok[1]}" --engine "$engine" "${run_args[@]}" >"$tmp/log" 2>&1; then
+      fail=$((fail + 1))
+      echo "FAIL $name [$engine]: tcc run failed:"
+      echo "  $tcc run ${tok[0]} --kernel ${tok[1]} --engine $engine ${run_args[*]}"
+      sed 's/^/  /' "$tmp/log"
+      continue
     fi
+    ok=1
+    for ((j = 0; j < ${#outs[@]}; j += 2)); do
+      if ! "$npycmp" "$tmp/$lineno.${outs[j]}.npy" "${outs[j + 1]}" "${tol[@]}" >"$tmp/cmp" 2>&1; then
+        ok=0
+        echo "FAIL $name [$engine]: output ${outs[j]} differs from ${outs[j + 1]}"
+        sed 's/^/  /' "$tmp/cmp"
+      fi
+    done
+    if [ $ok -eq 1 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
   done
-  if [ $ok -eq 1 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
 done <"$cases_file"
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

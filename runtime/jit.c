@@ -1,0 +1,113 @@
+/* jit.c: tdsl_compile, source text to callable kernels in memory.
+ *
+ * The pipeline is the compiler's: fe_compile_source -> ir_verify -> ir_lower_module ->
+ * loop_verify -> cpu_jit_compile. Each kernel's descriptor comes from printing its signature
+ * (rt_format_signature) and parsing it back, exactly as an AOT module's manifest is read,
+ * so both kinds of module are checked by the same code. Everything here is per call: the
+ * diagnostics sink, the IR module and the JIT belong to the new module, so several
+ * threads may compile at once. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/cpu/cpu.h"
+#include "frontend/frontend.h"
+#include "ir/ir.h"
+#include "rt.h"
+
+/* Adds kernel k's descriptor and raw pointer to m; TDSL_OK or an error code. */
+static int add_kernel(tdsl_module *m, const Kernel *k, RtRawKernel raw)
+{
+    StrBuf text = {0};
+    rt_format_signature(k, &text);
+    char err[256];
+    RtSig *s = rt_sig_parse(sb_cstr(&text), text.len, err, sizeof err);
+    int rc = TDSL_OK;
+    if (!s) {
+        rc = rt_fail(TDSL_ERR_COMPILE, "internal error: the signature '%s' does not parse: %s", sb_cstr(&text), err);
+    } else if (s->nsizes != k->nsizes) {
+        rc = rt_fail(TDSL_ERR_COMPILE, "internal error: the signature '%s' has %d size names, the kernel %d",
+                     s->text, s->nsizes, k->nsizes);
+    } else {
+        for (int i = 0; i < k->nsizes && rc == TDSL_OK; i++)
+            if (strcmp(s->sizes[i], k->sizes[i]->name) != 0)
+                rc = rt_fail(TDSL_ERR_COMPILE, "internal error: the signature '%s' orders its size names "
+                             "differently from the kernel", s->text);
+    }
+    sb_free(&text);
+    if (rc != TDSL_OK) {
+        rt_sig_free(s);
+        return rc;
+    }
+    m->kernels[m->nkernels++] = (tdsl_kernel){m, s, raw};
+    return TDSL_OK;
+}
+
+int tdsl_compile(const char *src, const char *name, const tdsl_options *o, tdsl_module **out)
+{
+    if (!out) return rt_fail(TDSL_ERR_ARG, "tdsl_compile: the module pointer is NULL");
+    *out = NULL;
+    if (!src) return rt_fail(TDSL_ERR_ARG, "tdsl_compile: the source is NULL");
+    if (o && (o->ninclude < 0 || (o->ninclude > 0 && !o->include_dirs)))
+        return rt_fail(TDSL_ERR_ARG, "tdsl_compile: include_dirs is NULL or ninclude is negative");
+    if (o && (o->opt_level < -1 || o->opt_level > 3))
+        return rt_fail(TDSL_ERR_ARG, "tdsl_compile: opt_level %d is not -1 (default) or 0..3", o->opt_level);
+    if (o && o->include_dirs)
+        for (int i = 0; i < o->ninclude; i++)
+            if (!o->include_dirs[i]) return rt_fail(TDSL_ERR_ARG, "tdsl_compile: include_dirs[%d] is NULL", i);
+
+    DiagSink d;
+    diag_init(&d, NULL);
+    FeOptions fo = {o ? o->include_dirs : NULL, o ? o->ninclude : 0, NULL};
+    Module *ir = fe_compile_source(name ? name : "<source>", src, strlen(src), &fo, &d);
+    if (!ir || d.nerrors) {
+        int rc = rt_fail_text(TDSL_ERR_COMPILE, "", d.log.len ? sb_cstr(&d.log) : "compilation failed");
+        if (ir) ir_module_free(ir);
+        diag_free(&d);
+        return rc;
+    }
+    diag_free(&d);
+
+    StrBuf err = {0};
+    int rc = TDSL_OK;
+    tdsl_module *m = NULL;
+    if (!ir_verify(ir, &err)) {
+        rc = rt_fail_text(TDSL_ERR_COMPILE, "internal error: the front end produced invalid IR:\n", sb_cstr(&err));
+        goto fail;
+    }
+    LoopModule *lm = ir_lower_module(ir);
+    if (!loop_verify(lm, &err)) {
+        rc = rt_fail_text(TDSL_ERR_COMPILE, "internal error: lowering produced invalid loop IR:\n", sb_cstr(&err));
+        goto fail;
+    }
+    m = rt_module_new(ir->nkernels);
+    if (!m) {
+        rc = rt_fail(TDSL_ERR_RUNTIME, "tdsl_compile: out of memory");
+        goto fail;
+    }
+    m->ir = ir;
+    CpuOptions co = {o ? o->cpu : NULL, o ? o->features : NULL, o && o->opt_level >= 0 ? o->opt_level : 2};
+    m->jit = cpu_jit_compile(lm, &co, &err);
+    if (!m->jit) {
+        rc = rt_fail_text(TDSL_ERR_COMPILE, "code generation failed: ", err.len ? sb_cstr(&err) : "unknown error");
+        goto fail;
+    }
+    for (int i = 0; i < ir->nkernels; i++) {
+        const Kernel *k = ir->kernels[i];
+        RtRawKernel raw = cpu_jit_lookup(m->jit, k->name);
+        if (!raw) {
+            rc = rt_fail(TDSL_ERR_COMPILE, "internal error: the JIT has no code for kernel %s", k->name);
+            goto fail;
+        }
+        rc = add_kernel(m, k, raw);
+        if (rc != TDSL_OK) goto fail;
+    }
+    sb_free(&err);
+    *out = m;
+    return TDSL_OK;
+
+fail:
+    sb_free(&err);
+    if (m) tdsl_module_free(m);  /* frees ir too */
+    else ir_module_free(ir);
+    return rc;
+}

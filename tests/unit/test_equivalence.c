@@ -1,0 +1,225 @@
+/* Compiled code against the reference interpreter on every program the project has: each
+ * kernel of each golden test and stdlib file is run by ir_interp_run and by the JIT
+ * (cpu_jit_compile) on the same random inputs, for three shape sets: every size 1, odd
+ * sizes, and larger ones, and the outputs are compared element by element.
+ *
+ * Tolerances per output dtype (documented in docs/abi.md): integers and bool exactly;
+ * floats within rtol * |expected| + atol * (largest |expected| of that output), with
+ * (rtol, atol) = (1e-12, 1e-12) for f64, (2e-5, 1e-4) for f32, (2e-3, 4e-3) for f16 and
+ * (1.6e-2, 3e-2) for bf16. The absolute part is relative to the output's scale because the
+ * interpreter accumulates float reductions in double and compiled code in f32: a sum that
+ * cancels to a small value keeps an error of the size of its terms' rounding. Inputs are
+ * uniform in [-1, 1). */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/cpu/cpu.h"
+#include "frontend/frontend.h"
+
+enum { MAX_ELEMENTS = 1 << 20 };
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static bool shape_of(const Kernel *k, const Tensor *t, const int64_t *sizes, TensorData *td)
+{
+    td->dtype = t->dtype;
+    td->rank = t->rank;
+    size_t count = 1;
+    for (int i = 0; i < t->rank; i++) {
+        if (!ir_eval_size(k, t->shape[i], sizes, &td->shape[i]) || td->shape[i] < 1) return false;
+        count *= (size_t)td->shape[i];
+        if (count > MAX_ELEMENTS) return false;
+    }
+    if (!dtype_storage_bytes(t->dtype, count, &td->nbytes)) return false;
+    td->data = calloc(td->nbytes + 1, 1);
+    cr_assert_not_null(td->data);
+    return true;
+}
+
+static size_t count_of(const TensorData *td)
+{
+    size_t n = 1;
+    for (int i = 0; i < td->rank; i++) n *= (size_t)td->shape[i];
+    return n;
+}
+
+static void fill_random(TensorData *td, uint64_t seed)
+{
+    size_t n = count_of(td);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t r = splitmix(&seed);
+        if (dtype_is_float(td->dtype)) {
+            double v = dtype_round_f(td->dtype, (double)(r >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+            dtype_store_f(td->dtype, td->data, i, v);
+        } else if (td->dtype == DT_BOOL) {
+            dtype_store_i(td->dtype, td->data, i, (int64_t)(r & 1));
+        } else {
+            int64_t lo, hi;
+            dtype_int_range(td->dtype, &lo, &hi);
+            int64_t v = (int64_t)(r % 16) - 8;
+            dtype_store_i(td->dtype, td->data, i, v < lo ? lo : v > hi ? hi : v);
+        }
+    }
+}
+
+/* |got - want| <= rtol * |want| + atol * scale, where scale is the largest magnitude in the
+ * reference output: an absolute error relative to the size of the numbers computed. */
+static bool close_enough(DType t, double want, double got, double scale)
+{
+    if (isnan(want) || isnan(got)) return isnan(want) && isnan(got);
+    if (isinf(want) || isinf(got)) return want == got;
+    double d = fabs(want - got);
+    switch (t) {
+    case DT_F64: return d <= 1e-12 * fabs(want) + 1e-12 * scale;
+    case DT_F32: return d <= 2e-5 * fabs(want) + 1e-4 * scale;
+    case DT_F16: return d <= 2 * 9.77e-4 * fabs(want) + 4e-3 * scale;
+    case DT_BF16: return d <= 2 * 7.82e-3 * fabs(want) + 3e-2 * scale;
+    case DT_BOOL: case DT_I2: case DT_I4: case DT_U4: case DT_I8: case DT_U8: case DT_I16:
+    case DT_I32: case DT_I64: case DT_COUNT:
+        break;
+    }
+    return d == 0;
+}
+
+/* Runs kernel k under both engines with every size set to sizes[i]; false when the sizes
+ * give some tensor an empty or too large shape (that shape set is skipped). */
+static bool compare_kernel(const char *file, const Kernel *k, TdslRawKernel fn, const int64_t *sizes, int *checked)
+{
+    int n = k->nins + k->nouts;
+    TensorData *ins = calloc((size_t)n + 1, sizeof(TensorData));
+    TensorData *ref = ins + k->nins;
+    TensorData *got = calloc((size_t)k->nouts + 1, sizeof(TensorData));
+    bool ok = true;
+    for (int i = 0; i < k->nins && ok; i++) ok = shape_of(k, k->ins[i], sizes, &ins[i]);
+    for (int o = 0; o < k->nouts && ok; o++) ok = shape_of(k, k->outs[o], sizes, &ref[o]) && shape_of(k, k->outs[o], sizes, &got[o]);
+    if (ok) {
+        for (int i = 0; i < k->nins; i++) fill_random(&ins[i], 1234 + (uint64_t)i);
+        StrBuf err = {0};
+        bool ran = ir_interp_run(k, sizes, ins, ref, &err);
+        cr_assert(ran, "%s: %s: interpreter: %s", file, k->name, sb_cstr(&err));
+        sb_free(&err);
+        void *buffers[64];
+        cr_assert_lt(n, 64);
+        for (int i = 0; i < k->nins; i++) buffers[i] = ins[i].data;
+        for (int o = 0; o < k->nouts; o++) buffers[k->nins + o] = got[o].data;
+        cr_assert_eq(fn(buffers, sizes), 0, "%s: %s: compiled kernel failed", file, k->name);
+        for (int o = 0; o < k->nouts; o++) {
+            const Tensor *t = k->outs[o];
+            size_t cnt = count_of(&ref[o]);
+            double scale = 1e-30;
+            for (size_t e = 0; dtype_is_float(t->dtype) && e < cnt; e++) {
+                double w = fabs(dtype_load_f(t->dtype, ref[o].data, e));
+                if (isfinite(w) && w > scale) scale = w;
+            }
+            for (size_t e = 0; e < cnt; e++) {
+                if (dtype_is_float(t->dtype)) {
+                    double w = dtype_load_f(t->dtype, ref[o].data, e), g = dtype_load_f(t->dtype, got[o].data, e);
+                    cr_assert(close_enough(t->dtype, w, g, scale), "%s: kernel %s, output %s[%zu]: interpreter %.9g, compiled %.9g",
+                              file, k->name, t->name, e, w, g);
+                } else {
+                    int64_t w = dtype_load_i(t->dtype, ref[o].data, e), g = dtype_load_i(t->dtype, got[o].data, e);
+                    cr_assert_eq(w, g, "%s: kernel %s, output %s[%zu]: interpreter %lld, compiled %lld", file, k->name,
+                                 t->name, e, (long long)w, (long long)g);
+                }
+            }
+        }
+        (*checked)++;
+    }
+    for (int i = 0; i < n; i++) free(ins[i].data);
+    for (int o = 0; o < k->nouts; o++) free(got[o].data);
+    free(ins);
+    free(got);
+    return ok;
+}
+
+static void check_file(const char *path, int *checked)
+{
+    DiagSink d;
+    diag_init(&d, NULL);
+    FeOptions o = {0};
+    const char *inc[] = {TDSL_SOURCE_DIR "/tests/golden/inputs"};
+    o.include_dirs = inc;
+    o.ninclude = 1;
+    o.stdlib_dir = TDSL_SOURCE_DIR "/stdlib";
+    Module *m = fe_compile_file(path, &o, &d);
+    cr_assert_not_null(m, "%s does not compile:\n%s", path, sb_cstr(&d.log));
+    LoopModule *lm = ir_lower_module(m);
+    StrBuf err = {0};
+    CpuJit *jit = cpu_jit_compile(lm, NULL, &err);
+    cr_assert_not_null(jit, "%s: %s", path, sb_cstr(&err));
+    static const int64_t sets[3][4] = {{1, 1, 1, 1}, {3, 5, 7, 2}, {33, 17, 64, 9}};
+    for (int ki = 0; ki < m->nkernels; ki++) {
+        const Kernel *k = m->kernels[ki];
+        TdslRawKernel fn = cpu_jit_lookup(jit, k->name);
+        cr_assert_not_null(fn, "%s: no compiled %s", path, k->name);
+        int64_t *sizes = calloc((size_t)k->nsizes + 1, sizeof(int64_t));
+        for (int set = 0; set < 3; set++) {
+            for (int s = 0; s < k->nsizes; s++) sizes[s] = sets[set][s % 4];
+            if (!compare_kernel(path, k, fn, sizes, checked) && set == 2) {
+                /* too large: retry the large set at a smaller scale */
+                for (int s = 0; s < k->nsizes; s++) sizes[s] = sets[1][s % 4] * 2 + 1;
+                compare_kernel(path, k, fn, sizes, checked);
+            }
+        }
+        free(sizes);
+    }
+    cpu_jit_free(jit);
+    sb_free(&err);
+    ir_module_free(m);
+    diag_free(&d);
+}
+
+static void check_dir(const char *dir, int *files, int *checked)
+{
+    DIR *dp = opendir(dir);
+    cr_assert_not_null(dp, "cannot open %s", dir);
+    struct dirent *e;
+    char *names[512];
+    int n = 0;
+    while ((e = readdir(dp)) && n < 512) {
+        size_t len = strlen(e->d_name);
+        if (len > 5 && strcmp(e->d_name + len - 5, ".tdsl") == 0) names[n++] = strdup(e->d_name);
+    }
+    closedir(dp);
+    for (int i = 0; i < n; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        /* golden files that are diagnostics, not programs, do not compile */
+        DiagSink d;
+        diag_init(&d, NULL);
+        FeOptions o = {0};
+        const char *inc[] = {TDSL_SOURCE_DIR "/tests/golden/inputs"};
+        o.include_dirs = inc;
+        o.ninclude = 1;
+        o.stdlib_dir = TDSL_SOURCE_DIR "/stdlib";
+        Module *m = fe_compile_file(path, &o, &d);
+        bool compiles = m != NULL;
+        if (m) ir_module_free(m);
+        diag_free(&d);
+        if (compiles) {
+            check_file(path, checked);
+            (*files)++;
+        }
+        free(names[i]);
+    }
+}
+
+Test(equivalence, golden_programs_and_stdlib, .timeout = 600)
+{
+    int files = 0, checked = 0;
+    check_dir(TDSL_SOURCE_DIR "/stdlib", &files, &checked);
+    check_dir(TDSL_SOURCE_DIR "/tests/golden", &files, &checked);
+    check_dir(TDSL_SOURCE_DIR "/tests/numeric/progs", &files, &checked);
+    cr_log_info("compared %d kernel runs from %d files", checked, files);
+    cr_assert_geq(files, 30);
+    cr_assert_geq(checked, 100);
+}
