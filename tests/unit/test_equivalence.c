@@ -1,7 +1,11 @@
 /* Compiled code against the reference interpreter on every program the project has: each
- * kernel of each golden test and stdlib file is run by ir_interp_run and by the JIT
- * (cpu_jit_compile) on the same random inputs, for three shape sets: every size 1, odd
- * sizes, and larger ones, and the outputs are compared element by element.
+ * kernel of each golden test and stdlib file is run by ir_interp_run, by the JIT
+ * (cpu_jit_compile) and from a shared library built ahead of time (cpu_build_shared, then
+ * dlopen) on the same random inputs, for three shape sets: every size 1, odd sizes, and
+ * larger ones. The JIT's outputs are compared with the interpreter's element by element,
+ * and the AOT library's with the JIT's, integers exactly and floats within the tolerances
+ * below (not bit for bit: compiled reductions may be reassociated, see docs/abi.md, and the
+ * two builds were seen to differ by an ulp or so; why they differ at all is not found yet).
  *
  * Tolerances per output dtype (documented in docs/abi.md): integers and bool exactly;
  * floats within rtol * |expected| + atol * (largest |expected| of that output), with
@@ -12,6 +16,8 @@
  * uniform in [-1, 1). */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <dlfcn.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +98,8 @@ static bool close_enough(DType t, double want, double got, double scale)
 
 /* Runs kernel k under both engines with every size set to sizes[i]; false when the sizes
  * give some tensor an empty or too large shape (that shape set is skipped). */
-static bool compare_kernel(const char *file, const Kernel *k, TdslRawKernel fn, const int64_t *sizes, int *checked)
+static bool compare_kernel(const char *file, const Kernel *k, TdslRawKernel fn, TdslRawKernel aot, const int64_t *sizes,
+                           int *checked)
 {
     int n = k->nins + k->nouts;
     TensorData *ins = calloc((size_t)n + 1, sizeof(TensorData));
@@ -112,6 +119,35 @@ static bool compare_kernel(const char *file, const Kernel *k, TdslRawKernel fn, 
         for (int i = 0; i < k->nins; i++) buffers[i] = ins[i].data;
         for (int o = 0; o < k->nouts; o++) buffers[k->nins + o] = got[o].data;
         cr_assert_eq(fn(buffers, sizes), 0, "%s: %s: compiled kernel failed", file, k->name);
+        /* the AOT build of the same kernel, into fresh buffers */
+        void **aot_out = calloc((size_t)k->nouts + 1, sizeof(void *));
+        for (int o = 0; o < k->nouts; o++) {
+            aot_out[o] = calloc(got[o].nbytes + 1, 1);
+            buffers[k->nins + o] = aot_out[o];
+        }
+        cr_assert(!aot || aot(buffers, sizes) == 0, "%s: %s: AOT kernel failed", file, k->name);
+        for (int o = 0; aot && o < k->nouts; o++) {
+            TensorData a = got[o];
+            a.data = aot_out[o];
+            size_t cnt = count_of(&a);
+            double scale = 1e-30;
+            for (size_t e = 0; dtype_is_float(a.dtype) && e < cnt; e++) {
+                double w = fabs(dtype_load_f(a.dtype, got[o].data, e));
+                if (isfinite(w) && w > scale) scale = w;
+            }
+            for (size_t e = 0; e < cnt; e++) {
+                if (dtype_is_float(a.dtype)) {
+                    double x = dtype_load_f(a.dtype, a.data, e), y = dtype_load_f(a.dtype, got[o].data, e);
+                    cr_assert(close_enough(a.dtype, y, x, scale), "%s: %s: AOT output %s[%zu] is %.9g, the JIT's %.9g",
+                              file, k->name, k->outs[o]->name, e, x, y);
+                } else {
+                    cr_assert_eq(dtype_load_i(a.dtype, a.data, e), dtype_load_i(a.dtype, got[o].data, e),
+                                 "%s: %s: AOT output %s[%zu] differs from the JIT's", file, k->name, k->outs[o]->name, e);
+                }
+            }
+        }
+        for (int o = 0; o < k->nouts; o++) free(aot_out[o]);
+        free(aot_out);
         for (int o = 0; o < k->nouts; o++) {
             const Tensor *t = k->outs[o];
             size_t cnt = count_of(&ref[o]);
@@ -154,24 +190,45 @@ static void check_file(const char *path, int *checked)
     cr_assert_not_null(m, "%s does not compile:\n%s", path, sb_cstr(&d.log));
     LoopModule *lm = ir_lower_module(m);
     StrBuf err = {0};
-    CpuJit *jit = cpu_jit_compile(lm, NULL, &err);
+    CpuOptions opts = {NULL, NULL, 2};   /* the same target and level for both builds */
+    CpuJit *jit = cpu_jit_compile(lm, &opts, &err);
     cr_assert_not_null(jit, "%s: %s", path, sb_cstr(&err));
+    char dir[] = "/tmp/tdsl-equiv-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char so[sizeof dir + 16];
+    snprintf(so, sizeof so, "%s/k.so", dir);
+    /* A kernel named like a C keyword cannot be exported; such files are compared JIT-only. */
+    void *lib = NULL;
+    if (cpu_build_shared(lm, &opts, so, &err)) {
+        lib = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+        cr_assert_not_null(lib, "%s: %s", path, dlerror());
+    } else {
+        cr_assert(strstr(sb_cstr(&err), "cannot be exported"), "%s: AOT build: %s", path, sb_cstr(&err));
+        sb_clear(&err);
+    }
     static const int64_t sets[3][4] = {{1, 1, 1, 1}, {3, 5, 7, 2}, {33, 17, 64, 9}};
     for (int ki = 0; ki < m->nkernels; ki++) {
         const Kernel *k = m->kernels[ki];
         TdslRawKernel fn = cpu_jit_lookup(jit, k->name);
         cr_assert_not_null(fn, "%s: no compiled %s", path, k->name);
+        char sym[256];
+        snprintf(sym, sizeof sym, "tdsl_raw_%s", k->name);
+        TdslRawKernel aot = lib ? (TdslRawKernel)(uintptr_t)dlsym(lib, sym) : NULL;
+        cr_assert(!lib || aot, "%s: %s missing from the AOT library", path, sym);
         int64_t *sizes = calloc((size_t)k->nsizes + 1, sizeof(int64_t));
         for (int set = 0; set < 3; set++) {
             for (int s = 0; s < k->nsizes; s++) sizes[s] = sets[set][s % 4];
-            if (!compare_kernel(path, k, fn, sizes, checked) && set == 2) {
+            if (!compare_kernel(path, k, fn, aot, sizes, checked) && set == 2) {
                 /* too large: retry the large set at a smaller scale */
                 for (int s = 0; s < k->nsizes; s++) sizes[s] = sets[1][s % 4] * 2 + 1;
-                compare_kernel(path, k, fn, sizes, checked);
+                compare_kernel(path, k, fn, aot, sizes, checked);
             }
         }
         free(sizes);
     }
+    if (lib) dlclose(lib);
+    unlink(so);
+    rmdir(dir);
     cpu_jit_free(jit);
     sb_free(&err);
     ir_module_free(m);
