@@ -177,16 +177,22 @@ static bool compare_kernel(const char *file, const Kernel *k, TdslRawKernel fn, 
     return ok;
 }
 
-static void check_file(const char *path, int *checked)
+/* Compiles a test program the way the golden tests see it (their helper modules on -I). */
+static Module *compile_program(const char *path, DiagSink *d)
 {
-    DiagSink d;
-    diag_init(&d, NULL);
+    diag_init(d, NULL);
+    static const char *const inc[] = {TDSL_SOURCE_DIR "/tests/golden/inputs"};
     FeOptions o = {0};
-    const char *inc[] = {TDSL_SOURCE_DIR "/tests/golden/inputs"};
     o.include_dirs = inc;
     o.ninclude = 1;
     o.stdlib_dir = TDSL_SOURCE_DIR "/stdlib";
-    Module *m = fe_compile_file(path, &o, &d);
+    return fe_compile_file(path, &o, d);
+}
+
+static void check_file(const char *path, int *checked)
+{
+    DiagSink d;
+    Module *m = compile_program(path, &d);
     cr_assert_not_null(m, "%s does not compile:\n%s", path, sb_cstr(&d.log));
     LoopModule *lm = ir_lower_module(m);
     StrBuf err = {0};
@@ -252,13 +258,7 @@ static void check_dir(const char *dir, int *files, int *checked)
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         /* golden files that are diagnostics, not programs, do not compile */
         DiagSink d;
-        diag_init(&d, NULL);
-        FeOptions o = {0};
-        const char *inc[] = {TDSL_SOURCE_DIR "/tests/golden/inputs"};
-        o.include_dirs = inc;
-        o.ninclude = 1;
-        o.stdlib_dir = TDSL_SOURCE_DIR "/stdlib";
-        Module *m = fe_compile_file(path, &o, &d);
+        Module *m = compile_program(path, &d);
         bool compiles = m != NULL;
         if (m) ir_module_free(m);
         diag_free(&d);
