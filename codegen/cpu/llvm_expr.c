@@ -32,23 +32,21 @@ static LLVMValueRef undef_of(Cg *g, DType t) { return LLVMGetUndef(cg_reg_type(g
 
 static LLVMValueRef fconst(LLVMTypeRef ty, double v) { return LLVMConstReal(ty, v); }
 
-static LLVMValueRef const_of(Cg *g, DType t, Value v)
-{
-    LLVMTypeRef ty = cg_reg_type(g, t);
-    if (dtype_is_float(t)) return fconst(ty, v.f);
-    if (t == DT_BOOL) return LLVMConstInt(g->i1, v.i != 0, 0);
-    int bits = dtype_bits(t);
-    uint64_t u = (uint64_t)v.i;
-    if (bits < 64) u &= ((uint64_t)1 << bits) - 1;
-    return LLVMConstInt(ty, u, 0);
-}
-
+/* v in integer type ty, two's complement (LLVMConstInt wants the value within the width). */
 static LLVMValueRef int_const(LLVMTypeRef ty, int64_t v)
 {
     unsigned bits = LLVMGetIntTypeWidth(ty);
     uint64_t u = (uint64_t)v;
     if (bits < 64) u &= ((uint64_t)1 << bits) - 1;
     return LLVMConstInt(ty, u, 0);
+}
+
+static LLVMValueRef const_of(Cg *g, DType t, Value v)
+{
+    LLVMTypeRef ty = cg_reg_type(g, t);
+    if (dtype_is_float(t)) return fconst(ty, v.f);
+    if (t == DT_BOOL) return LLVMConstInt(g->i1, v.i != 0, 0);
+    return int_const(ty, v.i);
 }
 
 static LLVMValueRef var_value(Cg *g, const Var *v)

@@ -528,7 +528,6 @@ static void add_fn_attr(Cg *g, LLVMValueRef f, LLVMAttributeIndex at, const char
  * bytes are deterministic (the interpreter zeroes them too). */
 static void clear_packed_tail(Cg *g, const Tensor *t)
 {
-    if (t->rank == 0) return;  /* one element in the low bits; the rest of the byte is padding */
     CgBuf *cb = &g->bufs[t->id];
     LLVMValueRef n = cg_i64(g, 1);
     for (int a = 0; a < t->rank; a++) n = LLVMBuildMul(g->b, n, cb->dims[a], "");

@@ -608,10 +608,18 @@ static void check_packed(DType dt)
     Tensor *t = add_tensor(m, kt, TK_OUTPUT, "t", dt, 2, (Expr *[]){V(m, C), V(m, R)});
     Var *r = ir_var_new(m, VAR_INDEX, "j", V(m, C)), *c = ir_var_new(m, VAR_INDEX, "i", V(m, R));
     add_stmt(m, kt, ir_def_new(m, t, (Var *[]){r, c}, RED_NONE, NULL, 0, A2(m, x2, V(m, c), V(m, r))));
+    /* a rank-0 packed output: one element in the low bits, the rest of its byte padding */
+    Kernel *k0 = new_kernel(m, "scalar");
+    Var *N0 = add_size(m, k0, "N");
+    Tensor *x0 = add_tensor(m, k0, TK_INPUT, "x", dt, 1, (Expr *[]){V(m, N0)});
+    Tensor *y0 = add_tensor(m, k0, TK_OUTPUT, "y", dt, 0, NULL);
+    add_stmt(m, k0, ir_def_new(m, y0, NULL, RED_NONE, NULL, 0,
+                               bin(m, OP_SUB, A1(m, x0, bin(m, OP_SUB, V(m, N0), I(m, 1))), ir_const_i(m, dt, 1))));
     CpuJit *j = compile(m);
     for (int64_t n = 1; n <= 11; n += 2) {
         TensorData in = td_random(dt, 1, &n, (uint32_t)n, -9, 17);
         check_run(j, k, &n, &in, EXACT);
+        check_run(j, k0, &n, &in, EXACT);
         free(in.data);
     }
     const int64_t shapes[][2] = {{3, 5}, {1, 7}, {5, 3}, {2, 2}};
