@@ -19,6 +19,7 @@
 
 #include "../frontend/frontend.h"
 #include "../codegen/cpu/cpu.h"
+#include "../passes/passes.h"
 #include "npy.h"
 
 #ifndef TDSL_VERSION
@@ -64,6 +65,9 @@ typedef struct Args {
     Engine       engine;         /* --engine: cpu (default) or interp */
     const char  *header_path;    /* --header, with a .so build */
     CpuOptions   cpu;            /* --cpu, --features, -O */
+    bool         no_fuse;        /* --no-fuse: compiled code keeps every definition */
+    bool         explain_fusion; /* --explain-fusion: say what fusion did, on stderr */
+    const char  *dump_after;     /* --dump-after=PASS: print the IR after that pass */
     bool         help, version;
     const char  *run_only_flag;  /* the first run-only flag seen, for "only valid with run" */
 } Args;
@@ -71,6 +75,7 @@ typedef struct Args {
 static const char *const OPTIONS[] = {
     "--help", "--version", "--emit", "--kernel", "--in", "--out", "--random", "--engine",
     "--print", "--stdlib", "-o", "-I", "-D", "--header", "--cpu", "--features", "-O",
+    "--no-fuse", "--explain-fusion", "--dump-after",
 };
 static const char *const COMMANDS[] = {"check", "run"};
 
@@ -101,6 +106,9 @@ static void usage(FILE *f)
         "  --cpu NAME        target CPU for compiled code (default: this machine's, e.g. znver4)\n"
         "  --features LIST   LLVM target features, e.g. +avx2,-avx512f (default: the CPU's)\n"
         "  -O0 .. -O3        optimisation level of compiled code (default -O2)\n"
+        "  --no-fuse         compile every definition as written (no fusion)\n"
+        "  --explain-fusion  print, for every definition, whether it was fused and why not\n"
+        "  --dump-after=PASS print the IR after a pass of the compiled pipeline: fuse, lower\n"
         "  --help            print this help and exit\n"
         "  --version         print the version and exit\n"
         "\n"
@@ -264,6 +272,14 @@ static bool parse_args(int argc, char **argv, Args *a, DiagSink *d)
             a->stdlib_dir = v;
         } else if ((v = take_value(argc, argv, &i, "-o", &bad, d))) {
             a->out_path = v;
+        } else if (strcmp(arg, "--no-fuse") == 0) {
+            a->no_fuse = true;
+        } else if (strcmp(arg, "--explain-fusion") == 0) {
+            a->explain_fusion = true;
+        } else if ((v = take_value(argc, argv, &i, "--dump-after", &bad, d))) {
+            if (strcmp(v, "fuse") != 0 && strcmp(v, "lower") != 0)
+                diag_error_plain(d, "unknown pass '%s' for --dump-after; passes: fuse, lower", v);
+            a->dump_after = v;
         } else if ((v = take_value(argc, argv, &i, "--header", &bad, d))) {
             a->header_path = v;
         } else if ((v = take_value(argc, argv, &i, "--cpu", &bad, d))) {
@@ -500,12 +516,34 @@ static int cmd_emit_ir(const Args *a, DiagSink *d)
     return rc;
 }
 
+/* The passes of compiled code over a checked module, in order (see passes/passes.h), with
+ * --no-fuse, --explain-fusion and --dump-after applied. Returns the loop IR. */
+static LoopModule *run_pipeline(const Args *a, Module *m)
+{
+    StrBuf text = {0};
+    if (!a->no_fuse) pass_fuse(m, a->explain_fusion ? &text : NULL);
+    fputs(sb_cstr(&text), stderr);
+    sb_clear(&text);
+    StrBuf err = {0};
+    if (!ir_verify(m, &err)) {
+        fprintf(stderr, "internal error: IR verifier after fusion:\n%s", sb_cstr(&err));
+        exit(EXIT_INTERNAL);
+    }
+    sb_free(&err);
+    if (a->dump_after && strcmp(a->dump_after, "fuse") == 0) ir_print_module(m, &text);
+    LoopModule *lm = ir_lower_module(m);
+    if (a->dump_after && strcmp(a->dump_after, "lower") == 0) loop_print_module(lm, &text);
+    fputs(sb_cstr(&text), stdout);
+    sb_free(&text);
+    return lm;
+}
+
 /* Compiles the file down to verified loop IR. On failure returns NULL with *rc set. */
 static LoopModule *compile_loops(const Args *a, DiagSink *d, int *rc, Module **m)
 {
     *m = compile(a, d, rc);
     if (!*m) return NULL;
-    LoopModule *lm = ir_lower_module(*m);
+    LoopModule *lm = run_pipeline(a, *m);
     StrBuf err = {0};
     if (!loop_verify(lm, &err)) {
         fprintf(stderr, "internal error: loop IR verifier:\n%s", sb_cstr(&err));
@@ -1053,7 +1091,7 @@ static bool run_compiled(Run *r, StrBuf *err)
 {
     Kernel *k = r->k;
     Module *m = r->module;
-    LoopModule *lm = ir_lower_module(m);
+    LoopModule *lm = run_pipeline(r->args, m);
     if (!loop_verify(lm, err)) {
         fprintf(stderr, "internal error: loop IR verifier:\n%s", sb_cstr(err));
         exit(EXIT_INTERNAL);

@@ -1,11 +1,32 @@
 /* passes: transformations of the tensor IR and the loop IR, one pass per file.
  *
- * So far the pipeline is a single step: lower.c turns the tensor IR into the loop IR
- * (`ir_lower_module`, declared with the loop IR in ir/ir.h). Fusion, tiling and the
- * other passes of ARCHITECTURE.md join here, each with one entry point. */
+ * The pipeline of compiled code (driver, runtime and AOT builds alike):
+ *     pass_fuse         tensor IR: element-wise producers computed inside their readers
+ *     ir_lower_module   tensor IR to loop IR (lower.c; declared with the loop IR in ir.h)
+ *     pass_gpu_map      for CUDA only: the loop IR scheduled onto blocks and threads
+ * The reference interpreter runs the tensor IR before any pass. Tiling and the other
+ * passes of ARCHITECTURE.md join here, each with one entry point. */
 #ifndef TDSL_PASSES_H
 #define TDSL_PASSES_H
 
 #include "../ir/ir.h"
+
+/* ---- fuse.c ---------------------------------------------------------------------------------- */
+
+/* Vertical fusion. Returns the number of definitions fused away. When explain is non-NULL,
+ * appends one line per definition saying whether it was fused or why not. */
+int pass_fuse(Module *m, StrBuf *explain);
+
+/* ---- gpu_map.c (CUDA back end) ---------------------------------------------------------- */
+
+/* Threads per block of every kernel gpu_map makes (a single loop is split into blocks of
+ * this many threads; codegen/cuda launches at most this many). */
+enum { GPU_THREADS_PER_BLOCK = 256 };
+
+/* The GPU schedule: a new LoopModule in m's arena (lm, lowered from m, is left as it was)
+ * whose host level holds only function-level allocations and kernel roots, chains of
+ * LOOP_GPU_BLOCK loops, with LOOP_GPU_THREAD loops and barriers inside. gpu_map.c describes
+ * the rules and the shape codegen/cuda relies on. Never fails on verified loop IR. */
+LoopModule *pass_gpu_map(Module *m, const LoopModule *lm);
 
 #endif

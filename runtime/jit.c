@@ -12,6 +12,7 @@
 #include "codegen/cpu/cpu.h"
 #include "frontend/frontend.h"
 #include "ir/ir.h"
+#include "passes/passes.h"
 #include "rt.h"
 
 /* Adds kernel k's descriptor and raw pointer to m; TDSL_OK or an error code. */
@@ -73,6 +74,13 @@ int tdsl_compile(const char *src, const char *name, const tdsl_options *o, tdsl_
     if (!ir_verify(ir, &err)) {
         rc = rt_fail_text(TDSL_ERR_COMPILE, "internal error: the front end produced invalid IR:\n", sb_cstr(&err));
         goto fail;
+    }
+    if (!(o && o->no_fuse)) {
+        pass_fuse(ir, NULL);
+        if (!ir_verify(ir, &err)) {
+            rc = rt_fail_text(TDSL_ERR_COMPILE, "internal error: fusion produced invalid IR:\n", sb_cstr(&err));
+            goto fail;
+        }
     }
     LoopModule *lm = ir_lower_module(ir);
     if (!loop_verify(lm, &err)) {

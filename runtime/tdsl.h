@@ -41,6 +41,7 @@ typedef struct tdsl_options {
     int                opt_level;     /* 0..3; -1 = the default, 2 */
     const char *const *include_dirs;  /* searched first for `import "name"` */
     int                ninclude;      /* entries in include_dirs */
+    int                no_fuse;       /* nonzero: compile every definition as written */
 } tdsl_options;
 
 /* Return codes: 0 or one of the negative values below. */

@@ -1,5 +1,6 @@
 /* Compiled code against the reference interpreter on every program the project has: each
- * kernel of each golden test and stdlib file is run by ir_interp_run, by the JIT
+ * kernel of each golden test and stdlib file is run by ir_interp_run (on the IR as the
+ * front end made it), by the JIT (after the compiler's passes: fusion, lowering)
  * (cpu_jit_compile) and from a shared library built ahead of time (cpu_build_shared, then
  * dlopen) on the same random inputs, for three shape sets: every size 1, odd sizes, and
  * larger ones. The JIT's outputs are compared with the interpreter's element by element,
@@ -24,6 +25,7 @@
 
 #include "codegen/cpu/cpu.h"
 #include "frontend/frontend.h"
+#include "passes/passes.h"
 
 enum { MAX_ELEMENTS = 1 << 20 };
 
@@ -194,8 +196,15 @@ static void check_file(const char *path, int *checked)
     DiagSink d;
     Module *m = compile_program(path, &d);
     cr_assert_not_null(m, "%s does not compile:\n%s", path, sb_cstr(&d.log));
-    LoopModule *lm = ir_lower_module(m);
+    /* the interpreter runs m as the front end made it; compiled code goes through the
+     * compiler's pipeline (fusion, then lowering) on a second copy */
+    DiagSink d2;
+    Module *fused = compile_program(path, &d2);
+    cr_assert_not_null(fused);
+    pass_fuse(fused, NULL);
     StrBuf err = {0};
+    cr_assert(ir_verify(fused, &err), "%s: IR after fusion: %s", path, sb_cstr(&err));
+    LoopModule *lm = ir_lower_module(fused);
     CpuOptions opts = {NULL, NULL, 2};   /* the same target and level for both builds */
     CpuJit *jit = cpu_jit_compile(lm, &opts, &err);
     cr_assert_not_null(jit, "%s: %s", path, sb_cstr(&err));
@@ -238,7 +247,9 @@ static void check_file(const char *path, int *checked)
     cpu_jit_free(jit);
     sb_free(&err);
     ir_module_free(m);
+    ir_module_free(fused);
     diag_free(&d);
+    diag_free(&d2);
 }
 
 static void check_dir(const char *dir, int *files, int *checked)
