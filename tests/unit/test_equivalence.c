@@ -281,7 +281,7 @@ static void check_dir(const char *dir, int *files, int *checked)
     }
 }
 
-Test(equivalence, golden_programs_and_stdlib, .timeout = 600)
+Test(equivalence, golden_programs_and_stdlib, .timeout = 2400)   /* slow under sanitizers */
 {
     int files = 0, checked = 0;
     check_dir(TDSL_SOURCE_DIR "/stdlib", &files, &checked);
