@@ -14,7 +14,8 @@
  *     its own inputs at the out-of-range index;
  *   - it is indexed by a scan variable (collected across steps), or lives in a scan body and
  *     is read after the scan;
- *   - recomputing it would cost more than storing it: read more than MAX_READS times, or
+ *   - recomputing it would cost more than storing it: a reader loops over a variable its
+ *     access does not use (so it reads each element many times), or it is read more than MAX_READS times, or
  *     its expression is larger than MAX_NODES operations, or it is read inside a reduction
  *     and its body holds transcendental functions while being read more than twice.
  * Fusion never changes what a program computes: the substituted expression is the same
@@ -37,18 +38,47 @@ typedef struct Reads {
     int  count;        /* accesses to the tensor */
     bool padded;       /* one of them has a pad value */
     bool in_reduction; /* one of them is inside a reduction's body */
+    bool repeated;     /* a reader loops over a variable its access does not use */
 } Reads;
 
-static void reads_in_expr(const Expr *e, const Tensor *t, bool in_red, Reads *r)
+static bool uses_var(const Expr *e, const Var *v)
+{
+    if (!e) return false;
+    if (e->op == OP_VAR) return e->var == v;
+    for (int i = 0; i < e->nargs; i++)
+        if (uses_var(e->args[i], v)) return true;
+    return false;
+}
+
+/* Whether some loop variable of the reading definition is absent from the access's
+ * indices: then every producer element is read once per value of that variable, and
+ * fusing would recompute it that many times (attention's p inside sum[m](p * v) over d). */
+static bool reread(const Def *reader, const Expr *access)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        int n = pass ? reader->nred : reader->dst->rank;
+        Var **vs = pass ? reader->red : reader->idx;
+        for (int i = 0; i < n; i++) {
+            if (vs[i]->kind == VAR_SCAN) continue;
+            bool used = false;
+            for (int a = 0; a < access->nargs && !used; a++) used = uses_var(access->args[a], vs[i]);
+            if (!used) return true;
+        }
+    }
+    return false;
+}
+
+static void reads_in_expr(const Def *reader, const Expr *e, const Tensor *t, Reads *r)
 {
     if (!e) return;
     if (e->op == OP_ACCESS && e->tensor == t) {
         r->count++;
         r->padded |= e->pad != NULL;
-        r->in_reduction |= in_red;
+        r->in_reduction |= reader->rop != RED_NONE;
+        r->repeated |= reread(reader, e);
     }
-    for (int i = 0; i < e->nargs; i++) reads_in_expr(e->args[i], t, in_red, r);
-    reads_in_expr(e->pad, t, in_red, r);
+    for (int i = 0; i < e->nargs; i++) reads_in_expr(reader, e->args[i], t, r);
+    reads_in_expr(reader, e->pad, t, r);
 }
 
 static void reads_in_stmts(Stmt **stmts, int n, const Tensor *t, Reads *r)
@@ -56,7 +86,7 @@ static void reads_in_stmts(Stmt **stmts, int n, const Tensor *t, Reads *r)
     for (int i = 0; i < n; i++) {
         const Stmt *s = stmts[i];
         if (s->kind == STMT_DEF) {
-            reads_in_expr(s->def.body, t, s->def.rop != RED_NONE, r);
+            reads_in_expr(&s->def, s->def.body, t, r);
             continue;
         }
         for (int j = 0; j < s->scan.nstates; j++)
@@ -164,6 +194,7 @@ static const char *keep_reason(Fuse *f, const Def *p, const Reads *r)
         if (p->idx[i]->kind == VAR_SCAN) return "collected across the steps of a scan";
     if (r->count == 0) return "never read";
     if (r->padded) return "read through a padded access (with a pad value)";
+    if (r->repeated) return "a reader reads each element many times (it loops over more variables than it indexes)";
     if (r->count > MAX_READS) return arena_printf(&f->m->arena, "read %d times; recomputing would cost more than storing", r->count);
     if (expr_nodes(p->body, MAX_NODES + 1) > MAX_NODES) return "too large an expression to recompute";
     /* Two reads, one of them a row reduction, is the two-pass pattern (softmax's exp): the
