@@ -352,13 +352,47 @@ typedef struct RangeSource {
     int         axis;
 } RangeSource;
 
+struct Whole;
+static SVal elab_name(Ctx *c, Env *env, const AstExpr *e, const struct Whole *w);
+
+/* Reports why a name that is indexed cannot be: undefined (with a suggestion), used before its
+ * definition, read in its own definition, or a constant. */
+static void report_unindexable_name(Ctx *c, Env *env, const AstExpr *name)
+{
+    SVal v = elab_name(c, env, name, NULL);
+    if (!v.poison) sema_error(c, name->span, NULL, "'%s' is a constant and cannot be indexed", name->name);
+}
+
+/* Reports every indexed name in e that is bound to nothing, each span once per compilation. */
+static void report_unbound_reads(Ctx *c, Env *env, const AstExpr *e)
+{
+    if (!e) return;
+    if (e->kind == AX_INDEX && e->a && e->a->kind == AX_NAME && !env_lookup(env, e->a->name)) {
+        bool seen = false;
+        for (int i = 0; i < c->s->unbound_reported.len && !seen; i++) {
+            const Span *r = c->s->unbound_reported.items[i];
+            seen = r->file == e->a->span.file && r->off == e->a->span.off;
+        }
+        if (!seen) {
+            Span *copy = arena_alloc(&c->s->arena, sizeof(Span));
+            *copy = e->a->span;
+            pv_push(&c->s->arena, &c->s->unbound_reported, copy);
+            report_unindexable_name(c, env, e->a);
+        }
+    }
+    report_unbound_reads(c, env, e->a);
+    report_unbound_reads(c, env, e->b);
+    for (int i = 0; i < e->nargs; i++) report_unbound_reads(c, env, e->args[i]);
+}
+
 static void find_sources(Ctx *c, Env *env, const AstExpr *e, const char *var, RangeSource *out, int *n, int cap,
-                         bool *poisoned)
+                         bool *poisoned, bool *unbound)
 {
     if (!e || *n >= cap) return;
     if (e->kind == AX_INDEX && e->a && e->a->kind == AX_NAME) {
         Binding *b = env_lookup(env, e->a->name);
-        if (!b || b->kind == B_POISON) *poisoned = true;   /* its error is already reported */
+        if (!b) *unbound = true;                            /* not reported yet */
+        if (b && b->kind == B_POISON) *poisoned = true;     /* its error is already reported */
         if (b && (b->kind == B_TENSOR) && b->t) {
             Tensor *t = b->t;
             int ell = -1;
@@ -377,9 +411,9 @@ static void find_sources(Ctx *c, Env *env, const AstExpr *e, const char *var, Ra
         for (int i = 0; i < e->nrvars; i++)
             if (strcmp(e->rvars[i].name, var) == 0) return;  /* shadowed (reported elsewhere) */
     }
-    find_sources(c, env, e->a, var, out, n, cap, poisoned);
-    find_sources(c, env, e->b, var, out, n, cap, poisoned);
-    for (int i = 0; i < e->nargs; i++) find_sources(c, env, e->args[i], var, out, n, cap, poisoned);
+    find_sources(c, env, e->a, var, out, n, cap, poisoned, unbound);
+    find_sources(c, env, e->b, var, out, n, cap, poisoned, unbound);
+    for (int i = 0; i < e->nargs; i++) find_sources(c, env, e->args[i], var, out, n, cap, poisoned, unbound);
 }
 
 /* Infers the range of `var` from the accesses in rhs where it stands alone as an index. */
@@ -387,9 +421,15 @@ void infer_range(Ctx *c, Env *env, const AstExpr *rhs, const char *var, Span var
 {
     RangeSource src[16];
     int n = 0;
-    bool poisoned = false;
-    find_sources(c, env, rhs, var, src, &n, TD_COUNTOF(src), &poisoned);
+    bool poisoned = false, unbound = false;
+    find_sources(c, env, rhs, var, src, &n, TD_COUNTOF(src), &poisoned, &unbound);
     *extent = NULL;
+    if (n == 0 && unbound) {
+        /* The range may come from a tensor whose name is wrong: that is the error to report
+         * (once, however many index variables it leaves without a range). */
+        report_unbound_reads(c, env, rhs);
+        return;
+    }
     if (n == 0 && poisoned) return;
     if (n == 0) {
         const char *help = arena_printf(&c->s->arena,
@@ -1188,8 +1228,7 @@ static SVal elab(Ctx *c, Env *env, const AstExpr *e, const Whole *w)
                 sema_error(c, acc->a->span, NULL, "'%s' is not a tensor and cannot be indexed", acc->a->name);
                 return poison();
             } else {
-                SVal v = elab_name(c, env, acc->a, NULL);
-                if (!v.poison) sema_error(c, acc->a->span, NULL, "'%s' is a constant and cannot be indexed", acc->a->name);
+                report_unindexable_name(c, env, acc->a);
                 return poison();
             }
         } else if (acc->a->kind == AX_CALL) {

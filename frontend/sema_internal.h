@@ -133,6 +133,7 @@ struct Sema {
     Arena            arena;     /* SModules, scratch */
     PtrVec           mods;      /* SModule* */
     PtrVec           reported;  /* Span* of errors inside fn bodies, reported once */
+    PtrVec           unbound_reported;  /* Span* of unbound indexed names found by range inference */
     PtrVec           used_fns;  /* AstItem* of fns instantiated at least once */
     PtrVec           loading;   /* SModule* whose imports are being loaded (cycle check) */
 };
