@@ -326,6 +326,13 @@ typedef enum LoopKind {
     LOOP_GPU_THREAD,
 } LoopKind;
 
+/* Work below which a parallel loop is not worth the threads: its estimate counts the stores
+ * its iterations make (a loop: extent times its body; a sequence: the sum; an if: both
+ * branches). passes/parallelize.c leaves such loops serial when the extents are constants;
+ * the CPU back end runs a LOOP_PARALLEL loop on the calling thread when its estimate at run
+ * time is below it. */
+enum { LOOP_PARALLEL_MIN_WORK = 1 << 14 };
+
 typedef enum LStmtKind {
     LS_SEQ,      /* body[0..nbody) in order */
     LS_FOR,      /* for var in [0, extent) (or reversed) of kind loop: body */
@@ -373,7 +380,8 @@ LStmt *loop_if(Module *m, Expr *cond, LStmt *then_s, LStmt *else_s);
 LStmt *loop_alloc(Module *m, Tensor *buf, MemScope scope, LStmt *body);
 const char *loop_kind_name(LoopKind k);
 
-/* Lowers every kernel of m (passes/lower.c). Never fails on verified IR. */
+/* Lowers every kernel of m and runs the loop passes (passes/pipeline.c: pass_lower, then
+ * pass_parallelize). Never fails on verified IR. */
 LoopModule *ir_lower_module(Module *m);
 void        loop_print_module(const LoopModule *lm, StrBuf *out);   /* --emit=loops */
 bool        loop_verify(const LoopModule *lm, StrBuf *err);

@@ -1,6 +1,7 @@
 /* lower: tensor IR (level 1) to loop IR (level 2), one loop nest per definition.
  *
- * No fusion and no scheduling yet: correctness first. Every temporary and scan state is
+ * No scheduling here: every loop is serial (pass_parallelize, run next by ir_lower_module,
+ * marks the parallel ones). Every temporary and scan state is
  * allocated for the whole function (heap; rank-0 ones on the stack). A definition becomes
  * loops over its index variables around a store; a reduction accumulates in a register
  * (f32 for f16/bf16/f32 sums, f64 for f64, the dtype itself for integers, i64 for integer
@@ -217,7 +218,7 @@ static LoopFunc *lower_kernel(Module *m, const Kernel *k)
     return f;
 }
 
-LoopModule *ir_lower_module(Module *m)
+LoopModule *pass_lower(Module *m)
 {
     LoopModule *lm = arena_alloc(&m->arena, sizeof(LoopModule));
     lm->ir = m;

@@ -2,7 +2,10 @@
  *
  * The pipeline of compiled code (driver, runtime and AOT builds alike):
  *     pass_fuse         tensor IR: element-wise producers computed inside their readers
- *     ir_lower_module   tensor IR to loop IR (lower.c; declared with the loop IR in ir.h)
+ *     ir_lower_module   tensor IR to loop IR, then the loop passes (pipeline.c; declared with
+ *                       the loop IR in ir.h):
+ *       pass_lower        one loop nest per definition (lower.c)
+ *       pass_parallelize  outer loops across CPU threads (parallelize.c)
  *     pass_gpu_map      for CUDA only: the loop IR scheduled onto blocks and threads
  * The reference interpreter runs the tensor IR before any pass. Tiling and the other
  * passes of ARCHITECTURE.md join here, each with one entry point. */
@@ -16,6 +19,15 @@
 /* Vertical fusion. Returns the number of definitions fused away. When explain is non-NULL,
  * appends one line per definition saying whether it was fused or why not. */
 int pass_fuse(Module *m, StrBuf *explain);
+
+/* ---- lower.c, parallelize.c: the loop passes ir_lower_module runs (pipeline.c) ---------------- */
+
+/* Tensor IR to loop IR, every loop serial. Never fails on verified IR. */
+LoopModule *pass_lower(Module *m);
+
+/* Marks LOOP_PARALLEL the loops that may run across threads (safe, and worth it unless a
+ * schedule's `parallel` directives choose). Returns the number of loops it marked. */
+int pass_parallelize(LoopModule *lm);
 
 /* ---- gpu_map.c (CUDA back end) ---------------------------------------------------------- */
 

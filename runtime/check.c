@@ -3,7 +3,8 @@
  * Takes a signature descriptor (RtSig), the raw kernel and the caller's DLTensors, inputs
  * then outputs. Before any memory is read or written it checks, in this order: the
  * argument count; that no parameter carries a storage annotation (not callable yet);
- * each tensor: non-NULL, non-NULL data, CPU device, dtype, rank, non-negative sizes and
+ * each tensor: non-NULL, non-NULL data, the kernel's device (the CPU, or for CUDA kernels one
+ * CUDA device shared by every tensor), dtype, rank, non-negative sizes and
  * row-major contiguous strides; then it binds the size names (the first parameter, in
  * signature order, whose dimension determines a size gives its value), checks that every
  * dimension agrees and that sizes are at least 1; and last that no output overlaps an
@@ -29,6 +30,8 @@ typedef struct SizeSource {
 
 /* The caller's work arrays. */
 typedef struct Work {
+    int         device;   /* kDLCPU or kDLCUDA: where the kernel runs */
+    int         device_id;/* kDLCUDA: the device of the first tensor, which all must share */
     void      **buffers;  /* nparams base pointers */
     int64_t    *sizes;    /* nsizes values */
     SizeSource *src;      /* nsizes sources */
@@ -95,15 +98,21 @@ static int check_tensor(const RtSig *s, int i, const DLTensor *t, Work *w)
     const RtParam *p = &s->params[i];
     if (!t) return rt_fail(TDSL_ERR_ARG, "%s: argument %d (%s) is NULL", s->name, i + 1, p->name);
     if (!t->data) return rt_fail(TDSL_ERR_ARG, "%s: %s has a NULL data pointer", s->name, p->name);
-    if (t->device.device_type != kDLCPU) {
+    if ((int)t->device.device_type != w->device) {
         const char *dev = device_name((int)t->device.device_type);
         char buf[32];
         if (!dev) {
             snprintf(buf, sizeof buf, "type %d", (int)t->device.device_type);
             dev = buf;
         }
-        return rt_fail(TDSL_ERR_ARG, "%s: %s is on device %s:%d but the kernel runs on the CPU (kDLCPU)",
-                       s->name, p->name, dev, t->device.device_id);
+        return rt_fail(TDSL_ERR_ARG, "%s: %s is on device %s:%d but the kernel runs on %s", s->name, p->name, dev,
+                       t->device.device_id, w->device == kDLCUDA ? "a CUDA device (kDLCUDA)" : "the CPU (kDLCPU)");
+    }
+    if (w->device == kDLCUDA) {  /* one device for the whole call: the first tensor's */
+        if (i == 0) w->device_id = t->device.device_id;
+        else if (t->device.device_id != w->device_id)
+            return rt_fail(TDSL_ERR_ARG, "%s: %s is on cuda:%d but %s is on cuda:%d; every tensor must be on one device",
+                           s->name, p->name, t->device.device_id, s->params[0].name, w->device_id);
     }
     const RtDTypeInfo *want = rt_dtype_info(p->dtype);
     if (t->dtype.code != want->dl_code || t->dtype.bits != want->bits || t->dtype.lanes != 1) {
@@ -312,14 +321,16 @@ static int check_args(const RtSig *s, const DLTensor *const *args, int nargs, Wo
     return TDSL_OK;
 }
 
-int rt_call(const RtSig *s, RtRawKernel raw, const DLTensor *const *args, int nargs)
+/* Checks the arguments for device `device` and calls raw (CPU) or raw_cuda (CUDA). */
+static int call(const RtSig *s, int device, RtRawKernel raw, RtCudaRawKernel raw_cuda, const char *(*raw_error)(void),
+                const DLTensor *const *args, int nargs)
 {
-    if (!s || !raw) return rt_fail(TDSL_ERR_ARG, "no kernel");
+    if (!s || (!raw && !raw_cuda)) return rt_fail(TDSL_ERR_ARG, "no kernel");
     void *buffers_s[STACK_PARAMS];
     uintptr_t lo_s[STACK_PARAMS], hi_s[STACK_PARAMS];
     int64_t sizes_s[STACK_PARAMS];
     SizeSource src_s[STACK_PARAMS];
-    Work w = {buffers_s, sizes_s, src_s, lo_s, hi_s};
+    Work w = {device, 0, buffers_s, sizes_s, src_s, lo_s, hi_s};
     void *heap_p = NULL, *heap_s = NULL;
     if (s->nparams > STACK_PARAMS) {
         size_t n = (size_t)s->nparams;
@@ -340,7 +351,11 @@ int rt_call(const RtSig *s, RtRawKernel raw, const DLTensor *const *args, int na
         w.src = (SizeSource *)(w.sizes + n);
     }
     int rc = check_args(s, args, nargs, &w);
-    if (rc == TDSL_OK) {
+    if (rc == TDSL_OK && raw_cuda) {
+        int32_t r = raw_cuda(w.buffers, w.sizes, w.device_id);
+        if (r < 0 && raw_error) rc = rt_fail_text(r, "", raw_error());
+        else if (r != 0) rc = r < 0 ? r : rt_fail(TDSL_ERR_RUNTIME, "%s: the kernel failed with code %d", s->name, (int)r);
+    } else if (rc == TDSL_OK) {
         int32_t r = raw(w.buffers, w.sizes);
         if (r == -1) rc = rt_fail(TDSL_ERR_RUNTIME, "%s: out of memory", s->name);
         else if (r != 0) rc = rt_fail(TDSL_ERR_RUNTIME, "%s: the kernel failed with code %d", s->name, (int)r);
@@ -350,15 +365,31 @@ int rt_call(const RtSig *s, RtRawKernel raw, const DLTensor *const *args, int na
     return rc;
 }
 
+int rt_call(const RtSig *s, RtRawKernel raw, const DLTensor *const *args, int nargs)
+{
+    return call(s, kDLCPU, raw, NULL, NULL, args, nargs);
+}
+
+int rt_call_cuda(const RtSig *s, RtCudaRawKernel raw, const char *(*raw_error)(void), const DLTensor *const *args,
+                 int nargs)
+{
+    return call(s, kDLCUDA, NULL, raw, raw_error, args, nargs);
+}
+
 /* ---- the typed functions of an AOT .so ------------------------------------------------------------ */
 
-int rt_call_cached(void **cache, const char *sig, RtRawKernel raw, const DLTensor *const *args, int nargs)
+/* The descriptor parsed from sig into *cache on first use (thread safe, lock free); NULL
+ * with the error set when sig does not parse. */
+static const RtSig *cached_sig(void **cache, const char *sig)
 {
     void *s = __atomic_load_n(cache, __ATOMIC_ACQUIRE);
     if (!s) {
         char err[256];
         RtSig *fresh = rt_sig_parse(sig, strlen(sig), err, sizeof err);
-        if (!fresh) return rt_fail(TDSL_ERR_LOAD, "bad kernel signature '%s': %s", sig, err);
+        if (!fresh) {
+            rt_fail(TDSL_ERR_LOAD, "bad kernel signature '%s': %s", sig, err);
+            return NULL;
+        }
         void *expected = NULL;
         if (__atomic_compare_exchange_n(cache, &expected, (void *)fresh, false, __ATOMIC_ACQ_REL,
                                         __ATOMIC_ACQUIRE)) {
@@ -368,7 +399,19 @@ int rt_call_cached(void **cache, const char *sig, RtRawKernel raw, const DLTenso
             s = expected;
         }
     }
-    return rt_call(s, raw, args, nargs);
+    return s;
+}
+
+int rt_call_cached(void **cache, const char *sig, RtRawKernel raw, const DLTensor *const *args, int nargs)
+{
+    const RtSig *s = cached_sig(cache, sig);
+    return s ? rt_call(s, raw, args, nargs) : TDSL_ERR_LOAD;
+}
+
+int rt_call_cuda_cached(void **cache, const char *sig, RtCudaRawKernel raw, const DLTensor *const *args, int nargs)
+{
+    const RtSig *s = cached_sig(cache, sig);
+    return s ? rt_call_cuda(s, raw, NULL, args, nargs) : TDSL_ERR_LOAD;
 }
 
 void rt_sig_cache_free(void **cache)

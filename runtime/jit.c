@@ -39,7 +39,7 @@ static int add_kernel(tdsl_module *m, const Kernel *k, RtRawKernel raw)
         rt_sig_free(s);
         return rc;
     }
-    m->kernels[m->nkernels++] = (tdsl_kernel){m, s, raw};
+    m->kernels[m->nkernels++] = (tdsl_kernel){m, s, raw, NULL, NULL};
     return TDSL_OK;
 }
 

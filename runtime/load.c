@@ -1,7 +1,8 @@
 /* load.c: tdsl_load, a module built ahead of time.
  *
  * A tdsl .so (codegen/cpu/aot.c builds it) exports `const char *const tdsl_manifest`,
- * one kernel signature per line in kernel order, and `tdsl_raw_K` for each kernel K.
+ * one kernel signature per line in kernel order, and `tdsl_raw_K` for each kernel K (a
+ * CUDA .so, codegen/cuda/cuda_aot.c, exports the launcher `tdsl_cuda_K` instead).
  * The loader opens it with dlopen (RTLD_NOW | RTLD_LOCAL, so two modules never see each
  * other's symbols), parses the manifest into descriptors and resolves the raw kernels;
  * calls then go through the same checks as JIT modules. */
@@ -74,9 +75,13 @@ int tdsl_load(const char *so_path, tdsl_module **out)
         }
         char sym[512];
         RtRawKernel raw = NULL;
+        RtCudaRawKernel raw_cuda = NULL;
         if ((size_t)snprintf(sym, sizeof sym, "tdsl_raw_%s", s->name) < sizeof sym)
             raw = (RtRawKernel)dlsym(dl, sym);
-        if (!raw) {
+        /* a CUDA module (tcc --target=cuda) has launchers instead of raw kernels */
+        if (!raw && (size_t)snprintf(sym, sizeof sym, "tdsl_cuda_%s", s->name) < sizeof sym)
+            raw_cuda = (RtCudaRawKernel)dlsym(dl, sym);
+        if (!raw && !raw_cuda) {
             int rc = rt_fail(TDSL_ERR_LOAD, "tdsl_load: '%s': kernel %s has no symbol tdsl_raw_%s", so_path,
                              s->name, s->name);
             rt_sig_free(s);
@@ -91,7 +96,8 @@ int tdsl_load(const char *so_path, tdsl_module **out)
                 return rc;
             }
         }
-        m->kernels[m->nkernels++] = (tdsl_kernel){m, s, raw};
+        const char *(*raw_error)(void) = raw_cuda ? (const char *(*)(void))dlsym(dl, "tdsl_last_error") : NULL;
+        m->kernels[m->nkernels++] = (tdsl_kernel){m, s, raw, raw_cuda, raw_error};
     }
     *out = m;
     return TDSL_OK;

@@ -49,6 +49,7 @@ tdsl_kernel *tdsl_kernel_get(tdsl_module *m, const char *kernel_name)
 int tdsl_kernel_call(tdsl_kernel *k, DLTensor *const *args, int nargs)
 {
     if (!k) return rt_fail(TDSL_ERR_ARG, "tdsl_kernel_call: the kernel is NULL");
+    if (k->raw_cuda) return rt_call_cuda(k->sig, k->raw_cuda, k->raw_error, (const DLTensor *const *)args, nargs);
     return rt_call(k->sig, k->raw, (const DLTensor *const *)args, nargs);
 }
 

@@ -8,11 +8,13 @@
  * go through that round trip, so the checks see the same descriptor either way.
  *
  * The part of the runtime an AOT .so carries (libtdsl_rt.a: check.c, signature.c,
- * error.c, compiled with TDSL_RT_STANDALONE) depends on nothing but libc: no LLVM, no
- * front end, no support library. Its symbols are hidden except tdsl_last_error. */
+ * error.c, parallel.c, compiled with TDSL_RT_STANDALONE) depends on nothing but libc and
+ * OpenMP's libgomp: no LLVM, no front end, no support library. Its symbols are hidden
+ * except tdsl_last_error. */
 #ifndef TDSL_RT_H
 #define TDSL_RT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +37,11 @@ enum {
  * storage layout, sizes = the size names' values in signature order. 0, or -1 when an
  * allocation failed. */
 typedef int32_t (*RtRawKernel)(void *const *buffers, const int64_t *sizes);
+
+/* The launcher `tdsl_cuda_K` of a CUDA kernel (codegen/cuda/cuda_aot.c): buffers are device
+ * pointers on CUDA device `device`, same order and layout. TDSL_OK, or a negative tdsl code
+ * with the message already set (rt_fail). */
+typedef int32_t (*RtCudaRawKernel)(void *const *buffers, const int64_t *sizes, int32_t device);
 
 /* ---- element types: the rows of ir/dtype.def, so RtDType i is DType i ---------------- */
 
@@ -116,9 +123,12 @@ void rt_format_signature(const struct Kernel *k, struct StrBuf *out);
 /* ---- modules (module.c, jit.c, load.c; not in the standalone runtime) ------------------- */
 
 struct tdsl_kernel {
-    tdsl_module *module;   /* the owner */
-    RtSig       *sig;      /* the descriptor; sig->text is tdsl_kernel_signature */
-    RtRawKernel  raw;      /* tdsl_raw_NAME, in the JIT or the .so */
+    tdsl_module    *module;    /* the owner */
+    RtSig          *sig;       /* the descriptor; sig->text is tdsl_kernel_signature */
+    RtRawKernel     raw;       /* tdsl_raw_NAME, in the JIT or the .so; NULL for CUDA */
+    RtCudaRawKernel raw_cuda;  /* tdsl_cuda_NAME of a CUDA .so; NULL for CPU kernels */
+    const char   *(*raw_error)(void);  /* CUDA: the .so's tdsl_last_error, where raw_cuda's
+                                          messages are (each .so has its own) */
 };
 
 struct tdsl_module {
@@ -132,6 +142,17 @@ struct tdsl_module {
 /* A module with room for n kernels (zeroed); NULL when out of memory. */
 tdsl_module *rt_module_new(int n);
 #endif
+
+/* ---- threads (parallel.c) ------------------------------------------------------------------ */
+
+/* The outlined body of a parallel loop: runs iterations [begin, end) with the values it
+ * reads from the loop's surroundings in *closure. */
+typedef void (*RtParallelBody)(void *closure, int64_t begin, int64_t end);
+
+/* Runs body over [0, n) cut into contiguous chunks on OpenMP's threads and returns when
+ * every chunk is done; body(closure, 0, n) directly when threads cannot help (parallel.c).
+ * Generated code calls it by this name (codegen/cpu/llvm_gen.c). */
+RT_HIDDEN void tdsl_parallel_for(int64_t n, RtParallelBody body, void *closure);
 
 /* ---- errors (error.c) ------------------------------------------------------------------ */
 
@@ -151,5 +172,58 @@ RT_HIDDEN int rt_call(const RtSig *s, RtRawKernel raw, const DLTensor *const *ar
 RT_HIDDEN int  rt_call_cached(void **cache, const char *sig, RtRawKernel raw,
                               const DLTensor *const *args, int nargs);
 RT_HIDDEN void rt_sig_cache_free(void **cache);
+
+/* The same for CUDA kernels: every tensor on one kDLCUDA device, whose number raw gets.
+ * raw_error, when not NULL, reads the message of a failed raw call (raw lives in another
+ * library with its own last error), which is then copied here. */
+RT_HIDDEN int rt_call_cuda(const RtSig *s, RtCudaRawKernel raw, const char *(*raw_error)(void),
+                           const DLTensor *const *args, int nargs);
+RT_HIDDEN int rt_call_cuda_cached(void **cache, const char *sig, RtCudaRawKernel raw,
+                                  const DLTensor *const *args, int nargs);
+
+/* ---- CUDA (cuda.c): the driver API through dlopen, for CUDA .so launchers ---------------------- */
+
+enum {
+    RT_CUDA_MAX_DEVICES = 64,     /* devices one module can run on */
+    RT_CUDA_MAX_FNS = 24,         /* room for the driver entry points cuda.c uses */
+    RT_CUDA_BLOCK_THREADS = 256,  /* threads per block (passes/passes.h GPU_THREADS_PER_BLOCK) */
+};
+
+/* One per CUDA .so, static: `static RtCudaModule m = {ptx, PTHREAD_MUTEX_INITIALIZER};`. */
+typedef struct RtCudaModule {
+    const char     *ptx;                          /* NUL-terminated PTX text */
+    pthread_mutex_t lock;                         /* guards loading what follows */
+    void           *driver;                       /* dlopen handle of libcuda.so.1, once loaded */
+    void           *fn[RT_CUDA_MAX_FNS];          /* its entry points (cuda.c's table) */
+    void           *ctx[RT_CUDA_MAX_DEVICES];     /* CUcontext: each device's primary, retained */
+    void           *module[RT_CUDA_MAX_DEVICES];  /* CUmodule: the PTX loaded on each device */
+} RtCudaModule;
+
+/* One kernel call in progress. */
+typedef struct RtCudaCall {
+    RtCudaModule *m;
+    const char   *kernel;   /* the kernel's name, for messages */
+    int           device;
+    void         *temps;    /* the one device allocation holding every temporary, or NULL */
+    bool          pushed;   /* the device's context is current */
+} RtCudaCall;
+
+/* The launch configuration rule (cuda.h's cuda_launch_dims): block = (bx, by, 1) with bx the
+ * thread work rounded up to a multiple of 32 (a full block when it is -1, unknown, or
+ * large), by = block iterations sharing a block (1 when one_row), grid = (enough blocks
+ * for block_work, at most 2^20, 1, 1). */
+RT_HIDDEN void rt_cuda_launch_dims(int64_t block_work, int64_t thread_work, bool one_row, unsigned grid[3],
+                                   unsigned block[3]);
+/* Bytes of a tensor of dims[0..rank) with `bits` bits per element; false on overflow. */
+RT_HIDDEN bool rt_cuda_bytes(const int64_t *dims, int rank, int bits, size_t *bytes);
+
+/* Each returns TDSL_OK or a negative code with the message set; after rt_cuda_begin
+ * succeeded, rt_cuda_end must follow (it returns rc, or the first error it meets). */
+RT_HIDDEN int rt_cuda_begin(RtCudaCall *c, RtCudaModule *m, int32_t device, const char *kernel);
+RT_HIDDEN int rt_cuda_alloc(RtCudaCall *c, const size_t *bytes, int n, void **ptrs);
+RT_HIDDEN int rt_cuda_zero(RtCudaCall *c, void *ptr, size_t bytes);
+RT_HIDDEN int rt_cuda_launch(RtCudaCall *c, const char *fn, int64_t block_work, int64_t thread_work, bool one_row,
+                             void **args);
+RT_HIDDEN int rt_cuda_end(RtCudaCall *c, int rc);
 
 #endif

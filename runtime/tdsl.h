@@ -84,6 +84,12 @@ TDSL_API const char *tdsl_last_error(void);
 /* Frees the module, its kernels and its code. NULL is a no-op. */
 TDSL_API void tdsl_module_free(tdsl_module *m);
 
+/* Kernels run their parallel loops on OpenMP's threads (libgomp), OMP_NUM_THREADS of them
+ * by default (every core). This sets the count for kernels called from the calling thread
+ * afterwards (it is omp_set_num_threads; other threads keep theirs). n >= 1, else
+ * TDSL_ERR_ARG. A parallel kernel's outputs are the same at every thread count. */
+TDSL_API int tdsl_set_num_threads(int n);
+
 #ifdef __cplusplus
 }
 #endif

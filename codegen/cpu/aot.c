@@ -8,14 +8,16 @@
  *      per kernel, `int K(const DLTensor *x, ..., DLTensor *y)`, which checks its arguments
  *      with the runtime's descriptor of K and calls tdsl_raw_K;
  *   3. the system C compiler (`cc`, or the words of $TDSL_CC) links both with the
- *      standalone runtime (libtdsl_rt.a: libc only) into a temporary file next to FILE.so,
+ *      standalone runtime (libtdsl_rt.a) and, when a kernel has a parallel loop, the OpenMP
+ *      runtime its tdsl_parallel_for calls (libgomp) into a temporary file next to FILE.so,
  *      with -z defs so any unresolved symbol is an error now rather than at dlopen;
  *   4. the temporary file is renamed over FILE.so and the directory removed.
- * On any failure nothing is left at FILE.so. The .so needs libc and libm only.
+ * On any failure nothing is left at FILE.so. The .so needs libc, libm and libgomp only.
  *
- * The runtime archive and include directory come from the build (TDSL_RT_LIB,
- * TDSL_RT_INCLUDE_DIR, compile definitions) unless $TDSL_RT_LIB / $TDSL_RT_INCLUDE name
- * others. $TDSL_KEEP_TEMPS keeps the temporary directory (for debugging). */
+ * The runtime archive, its include directory and the OpenMP library come from the build
+ * (TDSL_RT_LIB, TDSL_RT_INCLUDE_DIR, TDSL_RT_OMP_LIB, compile definitions) unless
+ * $TDSL_RT_LIB / $TDSL_RT_INCLUDE / $TDSL_RT_OMP_LIB name others. $TDSL_KEEP_TEMPS keeps the
+ * temporary directory (for debugging). */
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
@@ -34,6 +36,9 @@
 #endif
 #ifndef TDSL_RT_INCLUDE_DIR
 #define TDSL_RT_INCLUDE_DIR ""
+#endif
+#ifndef TDSL_RT_OMP_LIB
+#define TDSL_RT_OMP_LIB ""
 #endif
 
 extern char **environ;
@@ -319,6 +324,13 @@ bool cpu_build_shared(const LoopModule *lm, const CpuOptions *o, const char *so_
         char *fixed[] = {"-shared", "-fPIC", "-O2", "-o", b.tmp_so.data, b.obj.data, b.src.data, inc.data,
                          (char *)rt_lib, "-lm", "-Wl,-z,defs", NULL};
         for (int i = 0; fixed[i]; i++) argv[n++] = fixed[i];
+        /* OpenMP, for tdsl_parallel_for: a dependency only of libraries with parallel loops */
+        const char *omp_lib = env_or("TDSL_RT_OMP_LIB", TDSL_RT_OMP_LIB);
+        if (*omp_lib) {
+            argv[n++] = "-Wl,--as-needed";
+            argv[n++] = (char *)omp_lib;
+            argv[n++] = "-Wl,--no-as-needed";
+        }
         argv[n] = NULL;
         ok = run_tool(argv, b.log.data, err);
         free(cc);

@@ -22,6 +22,10 @@
  * lowering may be reassociated (vectorised); the float min/max of +0 and -0 is -0 / +0
  * (llvm.minimum/maximum) where the interpreter returns its second operand.
  *
+ * LOOP_PARALLEL loops are outlined and run through the runtime's tdsl_parallel_for
+ * (runtime/rt.h: OpenMP threads; the JIT binds it to the host's copy, an AOT library links
+ * its own), with the same results at every thread count (llvm_parallel.c).
+ *
  * Thread safety: every call builds its own LLVM context; LLVM's targets are initialised once
  * (pthread_once). Several threads may compile, look up and run at the same time. */
 #ifndef TDSL_CODEGEN_CPU_H
@@ -70,8 +74,9 @@ void cpu_symbol_name(const char *kernel_name, StrBuf *out);
  * manifest `tdsl_manifest` (one signature per line, kernel order) and one typed function
  * per kernel, `int K(const DLTensor *x, ..., DLTensor *y)`, which checks its arguments
  * and calls tdsl_raw_K, linked by the system C compiler (`cc`, or $TDSL_CC) with the
- * standalone runtime (libtdsl_rt.a). The .so depends on libc and libm only. On failure
- * returns false with a message in err and leaves nothing at so_path. */
+ * standalone runtime (libtdsl_rt.a). The .so depends on libc, libm and, when a kernel has a
+ * parallel loop, OpenMP's libgomp only. On failure returns false with a message in err and
+ * leaves nothing at so_path. */
 bool cpu_build_shared(const LoopModule *lm, const CpuOptions *o, const char *so_path, StrBuf *err);
 
 /* Writes the C header of such a library: an include guard, <dlpack/dlpack.h>, and per

@@ -6,6 +6,7 @@
  *               buffers (parameters, allocations, storage-layout loads and stores);
  *   llvm_expr.c level-1 expressions to LLVM values: arithmetic in each dtype, casts,
  *               rounding to f16/bf16, index arithmetic, padded loads, select;
+ *   llvm_parallel.c  parallel loops: outlined bodies, closures, tdsl_parallel_for calls;
  *   jit.c       ORC LLJIT: cpu_jit_compile, cpu_jit_lookup, cpu_jit_free.
  *
  * Values in registers (cg_reg_type): bool is i1; i2 is i2, i4 and u4 are i4 (LLVM wraps at
@@ -64,6 +65,12 @@ typedef struct Cg {
     LLVMValueRef     *heap;       /* enclosing heap allocations, outermost first */
     int               nheap;
     int               capheap;
+    int               heap_base;  /* heap[heap_base..nheap) belong to the function being emitted */
+    LLVMValueRef      fail_flag;  /* in an outlined parallel body: the i32 a failed allocation
+                                     sets before returning; NULL in a kernel (returns -1) */
+    bool              in_parallel;/* emitting an outlined body: inner parallel loops run serially */
+    const char       *cpu;        /* the target's CPU and features, for every function's attributes */
+    const char       *features;
     StrBuf           *err;
     bool              failed;     /* set with the first message; the walk then unwinds */
     bool              vecmath;    /* name libmvec variants of libm calls */
@@ -84,6 +91,28 @@ void         cg_keep(Cg *g, LLVMValueRef global);  /* into llvm.compiler.used */
 bool         cg_has_avx512(const Cg *g);
 bool         cg_has_avx2(const Cg *g);
 bool         cg_has_sse2(const Cg *g);
+
+/* llvm_gen.c: statements and functions, for llvm_parallel.c */
+void         cg_emit_stmt(Cg *g, const LStmt *s);
+/* for v in [lo, hi), or downwards from hi - 1 when reverse (lo >= 0): body, as a guarded
+ * rotated loop with kind's llvm.loop hint. */
+void         cg_emit_range(Cg *g, const Var *v, LLVMValueRef lo, LLVMValueRef hi, bool reverse,
+                           LoopKind kind, const LStmt *body);
+/* An alloca of n elements of type ty in the entry block, where SROA and mem2reg find it. */
+LLVMValueRef cg_entry_alloca(Cg *g, LLVMTypeRef ty, unsigned n, unsigned align);
+/* A block that frees the current function's enclosing heap buffers and fails (returns -1
+ * from a kernel; sets fail_flag and returns from an outlined body). */
+LLVMBasicBlockRef cg_fail_block(Cg *g);
+/* Continues in a fresh block when ok is true, else goes to fail. */
+void         cg_check_or_fail(Cg *g, LLVMValueRef ok, LLVMBasicBlockRef fail);
+/* A function of the C library (or the runtime), declared once per module, nounwind. */
+LLVMValueRef cg_declare_fn(Cg *g, const char *name, LLVMTypeRef ret, LLVMTypeRef *params, int n,
+                           LLVMTypeRef *fty);
+void         cg_fn_attr(Cg *g, LLVMValueRef f, LLVMAttributeIndex at, const char *name);
+void         cg_target_attrs(Cg *g, LLVMValueRef f);  /* target-cpu, target-features */
+
+/* llvm_parallel.c: a LOOP_PARALLEL loop of a kernel function, outlined. */
+void         cg_emit_parallel(Cg *g, const LStmt *s);
 
 /* llvm_gen.c: element `off` (i64, flattened row-major) of buffer t, in register type. */
 LLVMValueRef cg_load_elem(Cg *g, const Tensor *t, LLVMValueRef off);

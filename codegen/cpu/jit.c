@@ -3,7 +3,9 @@
  * cpu_jit_compile builds the LLVM module in a fresh ThreadSafeContext (one per call, so
  * several threads may compile at once), optimises it, hands it to a new LLJIT whose target
  * machine is the one it was optimised for, lets the JIT resolve the C library (libm, libmvec's
- * vector functions, aligned_alloc, free, memcpy ...) from the running process, and looks up every kernel
+ * vector functions, aligned_alloc, free, memcpy ...) from the running process and the
+ * runtime's tdsl_parallel_for from its address here (executables do not export their
+ * symbols, and the JIT must not depend on how its host was linked), and looks up every kernel
  * right away: code generation and linking happen inside cpu_jit_compile, so an unresolved
  * symbol is reported there, and cpu_jit_lookup is a plain table search that never calls
  * into LLVM. No temporary files. cpu_jit_free disposes of the JIT, which frees the code. */
@@ -11,6 +13,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "runtime/rt.h"
 
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
@@ -69,6 +73,16 @@ static bool make_jit(CpuJit *j, LLVMTargetMachineRef tm, StrBuf *err)
         return false;
     }
     LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(j->jit), gen);
+    /* the thread pool generated code calls (llvm_parallel.c), defined at its address */
+    LLVMJITSymbolFlags flags = {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0};
+    LLVMOrcCSymbolMapPair pfor = {LLVMOrcLLJITMangleAndIntern(j->jit, "tdsl_parallel_for"),
+                                  {(LLVMOrcExecutorAddress)(uintptr_t)&tdsl_parallel_for, flags}};
+    e = LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(j->jit), LLVMOrcAbsoluteSymbols(&pfor, 1));
+    if (e) {
+        sb_puts(err, "cpu: cannot define tdsl_parallel_for in the JIT: ");
+        cg_take_error(e, err);
+        return false;
+    }
     return true;
 }
 

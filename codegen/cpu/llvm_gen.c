@@ -12,11 +12,13 @@
  *     expressions, evaluated where the buffer comes into scope;
  *   - LS_FOR is a guarded, rotated loop (what LoopRotate would make): `if (n > 0) do { body }
  *     while (++i < n)`, or downwards for reverse loops; vector and unrolled loops carry the
- *     llvm.loop hints; the other kinds run serially;
+ *     llvm.loop hints; parallel loops are outlined and run on the runtime's threads
+ *     (llvm_parallel.c; serially inside another parallel loop); GPU kinds run serially;
  *   - LS_ALLOC: rank-0 buffers (and small constant-size ones not on the heap) are allocas;
  *     everything else is aligned_alloc(64, ...) at the alloc and free() after its body. A
  *     failed allocation (or a size that overflows) frees the enclosing heap buffers, known
- *     statically since allocations nest, and returns -1;
+ *     statically since allocations nest, and returns -1 (in an outlined parallel body: sets
+ *     the kernel's failure flag and returns);
  *   - an f32/f64 accumulator update `acc = acc + e` (or `*`) on a private scalar may be
  *     reassociated, so the vectoriser splits float sums and products into partial results;
  *   - storage layout: packed i4/u4/i2 are read with a shift and written with a
@@ -117,9 +119,8 @@ static bool has_feature(const char *fs, const char *name)
     return false;
 }
 
-/* A function of the C library, declared once per module. */
-static LLVMValueRef libc_fn(Cg *g, const char *name, LLVMTypeRef ret, LLVMTypeRef *params, int n,
-                            LLVMTypeRef *fty)
+LLVMValueRef cg_declare_fn(Cg *g, const char *name, LLVMTypeRef ret, LLVMTypeRef *params, int n,
+                           LLVMTypeRef *fty)
 {
     *fty = LLVMFunctionType(ret, params, (unsigned)n, 0);
     LLVMValueRef f = LLVMGetNamedFunction(g->mod, name);
@@ -269,8 +270,7 @@ LLVMValueRef cg_offset(Cg *g, const Tensor *t, LLVMValueRef *idx)
 
 /* ---- allocations ---------------------------------------------------------------------------- */
 
-/* An alloca of n elements of type ty in the entry block, where SROA and mem2reg find it. */
-static LLVMValueRef entry_alloca(Cg *g, LLVMTypeRef ty, unsigned n, unsigned align)
+LLVMValueRef cg_entry_alloca(Cg *g, LLVMTypeRef ty, unsigned n, unsigned align)
 {
     LLVMBuilderRef ab = LLVMCreateBuilderInContext(g->ctx);
     LLVMPositionBuilderAtEnd(ab, g->entry);
@@ -281,22 +281,27 @@ static LLVMValueRef entry_alloca(Cg *g, LLVMTypeRef ty, unsigned n, unsigned ali
     return p;
 }
 
-/* A block that frees every enclosing heap buffer and returns -1. */
-static LLVMBasicBlockRef fail_block(Cg *g)
+LLVMBasicBlockRef cg_fail_block(Cg *g)
 {
     LLVMBasicBlockRef here = LLVMGetInsertBlock(g->b);
     LLVMBasicBlockRef bb = cg_block(g, "alloc.fail");
     LLVMPositionBuilderAtEnd(g->b, bb);
     LLVMTypeRef fty;
-    LLVMValueRef fr = libc_fn(g, "free", LLVMVoidTypeInContext(g->ctx), &g->ptr, 1, &fty);
-    for (int i = g->nheap - 1; i >= 0; i--) LLVMBuildCall2(g->b, fty, fr, &g->heap[i], 1, "");
-    LLVMBuildRet(g->b, LLVMConstInt(g->i32, (unsigned long long)-1, 1));
+    LLVMValueRef fr = cg_declare_fn(g, "free", LLVMVoidTypeInContext(g->ctx), &g->ptr, 1, &fty);
+    for (int i = g->nheap - 1; i >= g->heap_base; i--) LLVMBuildCall2(g->b, fty, fr, &g->heap[i], 1, "");
+    if (g->fail_flag) {  /* an outlined parallel body: the kernel returns -1 after the join */
+        LLVMValueRef st = LLVMBuildStore(g->b, LLVMConstInt(g->i32, 1, 0), g->fail_flag);
+        LLVMSetOrdering(st, LLVMAtomicOrderingMonotonic);
+        LLVMSetAlignment(st, 4);
+        LLVMBuildRetVoid(g->b);
+    } else {
+        LLVMBuildRet(g->b, LLVMConstInt(g->i32, (unsigned long long)-1, 1));
+    }
     LLVMPositionBuilderAtEnd(g->b, here);
     return bb;
 }
 
-/* Continues in a fresh block when ok is true, else goes to fail. */
-static void check_or_fail(Cg *g, LLVMValueRef ok, LLVMBasicBlockRef fail)
+void cg_check_or_fail(Cg *g, LLVMValueRef ok, LLVMBasicBlockRef fail)
 {
     LLVMBasicBlockRef cont = cg_block(g, "alloc.ok");
     LLVMBuildCondBr(g->b, ok, cont, fail);
@@ -318,7 +323,7 @@ static LLVMValueRef heap_bytes(Cg *g, const Tensor *t, LLVMBasicBlockRef fail)
     }
     /* 2^56 elements is far beyond any machine; below it nothing here can overflow. */
     bad = LLVMBuildOr(g->b, bad, LLVMBuildICmp(g->b, LLVMIntUGT, n, cg_i64(g, (int64_t)1 << 56), ""), "");
-    check_or_fail(g, LLVMBuildNot(g->b, bad, ""), fail);
+    cg_check_or_fail(g, LLVMBuildNot(g->b, bad, ""), fail);
     LLVMValueRef bytes;
     if (is_packed(t->dtype)) {
         int ps = packed_shift(t->dtype);
@@ -348,8 +353,6 @@ static int64_t const_bytes(Cg *g, const Tensor *t)
     return (int64_t)bytes;
 }
 
-static void emit_stmt(Cg *g, const LStmt *s);
-
 static void emit_alloc(Cg *g, const LStmt *s)
 {
     const Tensor *t = s->buf;
@@ -362,18 +365,18 @@ static void emit_alloc(Cg *g, const LStmt *s)
     int64_t cbytes = t->rank == 0 ? 0 : const_bytes(g, t);
     if (t->rank == 0) {
         /* a private scalar: wherever the lowering put it, SROA makes it a register */
-        cb->ptr = entry_alloca(g, cg_reg_type(g, t->dtype), 1, 8);
+        cb->ptr = cg_entry_alloca(g, cg_reg_type(g, t->dtype), 1, 8);
         cb->reg = true;
     } else if (s->scope != MEM_HEAP && cbytes >= 0 && cbytes <= CG_MAX_STACK_BYTES) {
-        cb->ptr = entry_alloca(g, g->i8, (unsigned)(cbytes ? cbytes : 1), CG_HEAP_ALIGN);
+        cb->ptr = cg_entry_alloca(g, g->i8, (unsigned)(cbytes ? cbytes : 1), CG_HEAP_ALIGN);
     } else {  /* MEM_HEAP, and the rest when large or of run-time size (no shared memory here) */
-        LLVMBasicBlockRef fail = fail_block(g);
+        LLVMBasicBlockRef fail = cg_fail_block(g);
         LLVMValueRef bytes = heap_bytes(g, t, fail);
         LLVMTypeRef fty, params[2] = {g->i64, g->i64};
-        LLVMValueRef fa = libc_fn(g, "aligned_alloc", g->ptr, params, 2, &fty);
+        LLVMValueRef fa = cg_declare_fn(g, "aligned_alloc", g->ptr, params, 2, &fty);
         LLVMValueRef args[2] = {cg_i64(g, CG_HEAP_ALIGN), bytes};
         heap = LLVMBuildCall2(g->b, fty, fa, args, 2, t->name);
-        check_or_fail(g, LLVMBuildIsNotNull(g->b, heap, ""), fail);
+        cg_check_or_fail(g, LLVMBuildIsNotNull(g->b, heap, ""), fail);
         if (g->nheap == g->capheap) {
             g->capheap = g->capheap ? 2 * g->capheap : 8;
             g->heap = realloc(g->heap, (size_t)g->capheap * sizeof *g->heap);
@@ -382,11 +385,11 @@ static void emit_alloc(Cg *g, const LStmt *s)
         g->heap[g->nheap++] = heap;
         cb->ptr = heap;
     }
-    emit_stmt(g, s->body[0]);
+    cg_emit_stmt(g, s->body[0]);
     if (heap) {
         g->nheap--;
         LLVMTypeRef fty;
-        LLVMValueRef fr = libc_fn(g, "free", LLVMVoidTypeInContext(g->ctx), &g->ptr, 1, &fty);
+        LLVMValueRef fr = cg_declare_fn(g, "free", LLVMVoidTypeInContext(g->ctx), &g->ptr, 1, &fty);
         LLVMBuildCall2(g->b, fty, fr, &heap, 1, "");
     }
     g->bufs[t->id] = saved;
@@ -407,44 +410,54 @@ static void loop_hint(Cg *g, LLVMValueRef br, const char *name)
                     LLVMMetadataAsValue(g->ctx, node));
 }
 
-static void emit_for(Cg *g, const LStmt *s)
+void cg_emit_range(Cg *g, const Var *v, LLVMValueRef lo, LLVMValueRef hi, bool reverse, LoopKind kind,
+                   const LStmt *body_stmt)
 {
-    LLVMValueRef n = cg_size(g, s->extent);
-    if (g->failed) return;
-    LLVMValueRef first = s->reverse ? LLVMBuildNSWSub(g->b, n, cg_i64(g, 1), "") : cg_i64(g, 0);
+    LLVMValueRef first = reverse ? LLVMBuildNSWSub(g->b, hi, cg_i64(g, 1), "") : lo;
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
-    LLVMBasicBlockRef body = cg_block(g, s->var->name);
+    LLVMBasicBlockRef body = cg_block(g, v->name);
     LLVMBasicBlockRef done = cg_block(g, "done");
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, n, cg_i64(g, 0), ""), body, done);
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, lo, hi, ""), body, done);
 
     LLVMPositionBuilderAtEnd(g->b, body);
-    LLVMValueRef i = LLVMBuildPhi(g->b, g->i64, s->var->name);
+    LLVMValueRef i = LLVMBuildPhi(g->b, g->i64, v->name);
     LLVMAddIncoming(i, &first, &pre, 1);
-    TD_ASSERT(s->var->id >= 0 && s->var->id < g->nids);
-    LLVMValueRef outer = g->vals[s->var->id];
-    g->vals[s->var->id] = i;
-    emit_stmt(g, s->body[0]);
-    g->vals[s->var->id] = outer;
+    TD_ASSERT(v->id >= 0 && v->id < g->nids);
+    LLVMValueRef outer = g->vals[v->id];
+    g->vals[v->id] = i;
+    cg_emit_stmt(g, body_stmt);
+    g->vals[v->id] = outer;
 
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
     LLVMValueRef next, more;
-    if (s->reverse) {
+    if (reverse) {
         next = LLVMBuildNSWSub(g->b, i, cg_i64(g, 1), "");
-        more = LLVMBuildICmp(g->b, LLVMIntSGE, next, cg_i64(g, 0), "");
+        more = LLVMBuildICmp(g->b, LLVMIntSGE, next, lo, "");
     } else {
         next = LLVMBuildNSWAdd(g->b, i, cg_i64(g, 1), "");
-        LLVMSetNUW(next, 1);
-        more = LLVMBuildICmp(g->b, LLVMIntSLT, next, n, "");
+        LLVMSetNUW(next, 1);  /* lo >= 0 */
+        more = LLVMBuildICmp(g->b, LLVMIntSLT, next, hi, "");
     }
     LLVMValueRef br = LLVMBuildCondBr(g->b, more, body, done);
     LLVMAddIncoming(i, &next, &latch, 1);
-    switch (s->loop) {
+    switch (kind) {
     case LOOP_VECTOR: loop_hint(g, br, "llvm.loop.vectorize.enable"); break;
     case LOOP_UNROLL: loop_hint(g, br, "llvm.loop.unroll.enable"); break;
     case LOOP_SERIAL: case LOOP_PARALLEL: case LOOP_GPU_BLOCK: case LOOP_GPU_THREAD:
-        break;  /* serial here: the runtime's thread pool joins with the parallel pass */
+        break;  /* a parallel loop here is one chunk of it, or nested in another (llvm_parallel.c) */
     }
     LLVMPositionBuilderAtEnd(g->b, done);
+}
+
+static void emit_for(Cg *g, const LStmt *s)
+{
+    if (s->loop == LOOP_PARALLEL && !g->in_parallel) {
+        cg_emit_parallel(g, s);
+        return;
+    }
+    LLVMValueRef n = cg_size(g, s->extent);
+    if (g->failed) return;
+    cg_emit_range(g, s->var, cg_i64(g, 0), n, s->reverse, s->loop, s->body[0]);
 }
 
 /* ---- statements -------------------------------------------------------------------------------- */
@@ -489,22 +502,22 @@ static void emit_if(Cg *g, const LStmt *s)
     LLVMBasicBlockRef merge = cg_block(g, "endif");
     LLVMBuildCondBr(g->b, c, then_bb, else_bb ? else_bb : merge);
     LLVMPositionBuilderAtEnd(g->b, then_bb);
-    emit_stmt(g, s->body[0]);
+    cg_emit_stmt(g, s->body[0]);
     LLVMBuildBr(g->b, merge);
     if (else_bb) {
         LLVMPositionBuilderAtEnd(g->b, else_bb);
-        emit_stmt(g, s->else_body);
+        cg_emit_stmt(g, s->else_body);
         LLVMBuildBr(g->b, merge);
     }
     LLVMPositionBuilderAtEnd(g->b, merge);
 }
 
-static void emit_stmt(Cg *g, const LStmt *s)
+void cg_emit_stmt(Cg *g, const LStmt *s)
 {
     if (g->failed) return;
     switch (s->kind) {
     case LS_SEQ:
-        for (int i = 0; i < s->nbody && !g->failed; i++) emit_stmt(g, s->body[i]);
+        for (int i = 0; i < s->nbody && !g->failed; i++) cg_emit_stmt(g, s->body[i]);
         return;
     case LS_FOR: emit_for(g, s); return;
     case LS_STORE: emit_store(g, s); return;
@@ -517,7 +530,7 @@ static void emit_stmt(Cg *g, const LStmt *s)
 
 /* ---- functions ---------------------------------------------------------------------------------- */
 
-static void add_fn_attr(Cg *g, LLVMValueRef f, LLVMAttributeIndex at, const char *name)
+void cg_fn_attr(Cg *g, LLVMValueRef f, LLVMAttributeIndex at, const char *name)
 {
     unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
     TD_ASSERT(kind != 0);
@@ -545,7 +558,16 @@ static void clear_packed_tail(Cg *g, const Tensor *t)
     LLVMPositionBuilderAtEnd(g->b, cont);
 }
 
-static void emit_function(Cg *g, const LoopFunc *f, const char *cpu, const char *features)
+void cg_target_attrs(Cg *g, LLVMValueRef f)
+{
+    LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(g->ctx, "target-cpu", 10, g->cpu, (unsigned)strlen(g->cpu)));
+    LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(g->ctx, "target-features", 15, g->features,
+                                                      (unsigned)strlen(g->features)));
+}
+
+static void emit_function(Cg *g, const LoopFunc *f)
 {
     const Kernel *k = f->kernel;
     g->k = k;
@@ -555,17 +577,13 @@ static void emit_function(Cg *g, const LoopFunc *f, const char *cpu, const char 
     LLVMTypeRef fty = LLVMFunctionType(g->i32, params, 2, 0);
     g->fn = LLVMAddFunction(g->mod, sb_cstr(&name), fty);
     sb_free(&name);
-    add_fn_attr(g, g->fn, LLVMAttributeFunctionIndex, "nounwind");
+    cg_fn_attr(g, g->fn, LLVMAttributeFunctionIndex, "nounwind");
     for (unsigned p = 1; p <= 2; p++) {
-        add_fn_attr(g, g->fn, p, "noalias");
-        add_fn_attr(g, g->fn, p, "nocapture");
-        add_fn_attr(g, g->fn, p, "readonly");
+        cg_fn_attr(g, g->fn, p, "noalias");
+        cg_fn_attr(g, g->fn, p, "nocapture");
+        cg_fn_attr(g, g->fn, p, "readonly");
     }
-    LLVMAddAttributeAtIndex(g->fn, LLVMAttributeFunctionIndex,
-                            LLVMCreateStringAttribute(g->ctx, "target-cpu", 10, cpu, (unsigned)strlen(cpu)));
-    LLVMAddAttributeAtIndex(g->fn, LLVMAttributeFunctionIndex,
-                            LLVMCreateStringAttribute(g->ctx, "target-features", 15, features,
-                                                      (unsigned)strlen(features)));
+    cg_target_attrs(g, g->fn);
     LLVMValueRef bufs = LLVMGetParam(g->fn, 0), sizes = LLVMGetParam(g->fn, 1);
     LLVMSetValueName2(bufs, "buffers", 7);
     LLVMSetValueName2(sizes, "sizes", 5);
@@ -591,7 +609,7 @@ static void emit_function(Cg *g, const LoopFunc *f, const char *cpu, const char 
     }
     for (int i = 0; i < k->nouts; i++)
         if (is_packed(k->outs[i]->dtype)) clear_packed_tail(g, k->outs[i]);
-    emit_stmt(g, f->body);
+    cg_emit_stmt(g, f->body);
     LLVMBuildRet(g->b, LLVMConstInt(g->i32, 0, 0));
     LLVMPositionBuilderAtEnd(g->b, g->entry);
     LLVMBuildBr(g->b, start);
@@ -637,7 +655,9 @@ LLVMModuleRef cg_emit_module(LLVMContextRef ctx, const LoopModule *lm, LLVMTarge
     g.vals = calloc((size_t)g.nids + 1, sizeof *g.vals);
     g.bufs = calloc((size_t)g.nids + 1, sizeof *g.bufs);
     if (!g.vals || !g.bufs) td_internal_error(__FILE__, __LINE__, "out of memory");
-    for (int i = 0; i < lm->nfuncs && !g.failed; i++) emit_function(&g, lm->funcs[i], cpu, features);
+    g.cpu = cpu;
+    g.features = features;
+    for (int i = 0; i < lm->nfuncs && !g.failed; i++) emit_function(&g, lm->funcs[i]);
     emit_compiler_used(&g);
     free(g.keep);
     LLVMDisposeMessage(cpu);

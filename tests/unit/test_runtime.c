@@ -6,10 +6,13 @@
  *   - every misuse returns its code and message and leaves the outputs untouched;
  *   - AOT: cpu_build_shared + cpu_write_header, tdsl_load, the typed symbols, a C host
  *     compiled against the header, what the .so depends on and exports, failed builds;
+ *   - parallel kernels, JIT and AOT, give the same bytes at 1, 2 and 3 threads
+ *     (tdsl_set_num_threads), and an AOT library without parallel loops needs no OpenMP;
  *   - four threads compiling, calling and freeing at once. */
 #include <criterion/criterion.h>
 #include <dlfcn.h>
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1096,8 +1099,10 @@ Test(aot, header_and_c_host)
     snprintf(cmd, sizeof cmd, "readelf -d '%s' | grep NEEDED", a.so);
     out = slurp(cmd);
     cr_assert(strstr(out, "libc.so"), "%s", out);
+    cr_assert(strstr(out, "[libgomp.so.1]") || strstr(out, "[libomp.so.5]"), "parallel loops need OpenMP: %s", out);
     for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"))
-        cr_expect(strstr(line, "[libc.so.6]") || strstr(line, "[libm.so.6]") || strstr(line, "[ld-linux"),
+        cr_expect(strstr(line, "[libc.so.6]") || strstr(line, "[libm.so.6]") || strstr(line, "[ld-linux") ||
+                  strstr(line, "[libgomp.so.1]") || strstr(line, "[libomp.so.5]"),
                   "unexpected dependency: %s", line);
     free(out);
     snprintf(cmd, sizeof cmd, "printf ' '; nm -D --defined-only '%s' | awk '{print $3}' | sort | tr '\\n' ' '", a.so);
@@ -1107,6 +1112,7 @@ Test(aot, header_and_c_host)
     cr_assert(strstr(out, "tdsl_raw_softmax "), "%s", out);
     cr_assert(strstr(out, "tdsl_last_error "), "%s", out);
     cr_assert_null(strstr(out, "rt_"), "%s", out);
+    cr_assert_null(strstr(out, "tdsl_parallel_for"), "%s", out);
     free(out);
     sb_free(&err);
     aot_clean(&a);
@@ -1331,4 +1337,88 @@ Test(threads, aot_first_calls)
     dlclose(h);
     sb_free(&err);
     aot_clean(&a);
+}
+
+/* ---- parallel kernels ------------------------------------------------------------------------ */
+
+static const char *PAR_PROG =
+    "kernel scale(x: f32[N, D]) -> y: f32[N, D] { y[n, d] = x[n, d] * 3 + exp(x[n, d]) }\n"
+    "kernel rowmax(x: f32[N, D]) -> (m: f32[N], s: f32[N]) {\n"
+    "    m[n] = max[d](x[n, d])\n"
+    "    s[n] = sum[d](x[n, d] * x[n, d])\n"
+    "}\n";
+
+/* Calls kernel `name` of m on x (N x D) at 1, 2 and 3 threads: the outputs' bytes agree. */
+static void same_at_thread_counts(tdsl_module *m, const Module *ir, const char *name, const T *x)
+{
+    const Kernel *k = find_kernel(ir, name);
+    T *ref[4] = {0};
+    for (int threads = 1; threads <= 3; threads++) {
+        cr_assert_eq(tdsl_set_num_threads(threads), TDSL_OK);
+        T *out[4];
+        DLTensor *args[5] = {(DLTensor *)&x->dl};
+        for (int o = 0; o < k->nouts; o++) {
+            out[o] = k->outs[o]->rank == 2 ? t_new2(DT_F32, x->shape[0], x->shape[1]) : t_new(DT_F32, 1, x->shape);
+            t_fill_sentinel(out[o]);
+            args[1 + o] = &out[o]->dl;
+        }
+        cr_assert_eq(tdsl_kernel_call(tdsl_kernel_get(m, name), args, 1 + k->nouts), TDSL_OK, "%s", tdsl_last_error());
+        for (int o = 0; o < k->nouts; o++) {
+            if (!ref[o]) {
+                ref[o] = out[o];
+                continue;
+            }
+            cr_assert_eq(memcmp(ref[o]->data, out[o]->data, ref[o]->nbytes), 0, "%s: %s differs at %d threads", name,
+                         k->outs[o]->name, threads);
+            t_free(out[o]);
+        }
+    }
+    for (int o = 0; o < k->nouts; o++) t_free(ref[o]);
+}
+
+Test(parallel, jit_and_aot_same_at_any_thread_count)
+{
+    int before = omp_get_max_threads();
+    Module *ir = compile_ir(PAR_PROG);
+    T *x = t_new2(DT_F32, 301, 257);  /* 77357 elements: worth the threads */
+    unsigned seed = 11;
+    t_random(x, &seed);
+    char msg[512] = "";
+    const int64_t *shape[] = {x->shape};
+
+    tdsl_module *jm = NULL;
+    cr_assert_eq(tdsl_compile(PAR_PROG, "par.tdsl", NULL, &jm), TDSL_OK, "%s", tdsl_last_error());
+    same_at_thread_counts(jm, ir, "scale", x);
+    same_at_thread_counts(jm, ir, "rowmax", x);
+    cr_expect(run_vs_interp(ir, "rowmax", shape, 5, call_api, kernel_of(jm, "rowmax"), msg, sizeof msg), "%s", msg);
+
+    Aot a;
+    StrBuf err = {0};
+    cr_assert(aot_build(PAR_PROG, &a, &err), "%s", sb_cstr(&err));
+    tdsl_module *am = NULL;
+    cr_assert_eq(tdsl_load(a.so, &am), TDSL_OK, "%s", tdsl_last_error());
+    same_at_thread_counts(am, ir, "scale", x);
+    same_at_thread_counts(am, ir, "rowmax", x);
+    cr_expect(run_vs_interp(ir, "scale", shape, 5, call_api, kernel_of(am, "scale"), msg, sizeof msg), "%s", msg);
+    cr_expect(run_vs_interp(ir, "rowmax", shape, 5, call_api, kernel_of(am, "rowmax"), msg, sizeof msg), "%s", msg);
+    tdsl_module_free(am);
+    aot_clean(&a);
+
+    /* without a parallel loop the library needs no OpenMP (it is linked as needed) */
+    cr_assert(aot_build("kernel tiny(x: f32[4]) -> y: f32[4] { y[i] = x[i] * 2 }\n", &a, &err), "%s", sb_cstr(&err));
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "readelf -d '%s' | grep NEEDED", a.so);
+    char *out = slurp(cmd);
+    cr_assert(strstr(out, "libc.so"), "%s", out);
+    cr_assert_null(strstr(out, "omp"), "%s", out);
+    free(out);
+    aot_clean(&a);
+
+    cr_assert_eq(tdsl_set_num_threads(0), TDSL_ERR_ARG);
+    cr_assert_str_eq(tdsl_last_error(), "tdsl_set_num_threads: the thread count must be at least 1, not 0");
+    cr_assert_eq(tdsl_set_num_threads(before), TDSL_OK);
+    t_free(x);
+    tdsl_module_free(jm);
+    sb_free(&err);
+    ir_module_free(ir);
 }

@@ -1,0 +1,13 @@
+/* pipeline: the loop-level passes of compiled code, in order, one call per line.
+ *
+ * Every path to compiled code (tcc, the JIT's tdsl_compile, AOT builds, the tests) gets its
+ * loop IR from ir_lower_module, so a pass added here reaches all of them. Tensor-level
+ * passes (pass_fuse) run before it, on the Module; pass_gpu_map after it, for CUDA only. */
+#include "passes.h"
+
+LoopModule *ir_lower_module(Module *m)
+{
+    LoopModule *lm = pass_lower(m);
+    pass_parallelize(lm);
+    return lm;
+}
