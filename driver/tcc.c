@@ -2,6 +2,8 @@
  *
  *     tcc check FILE                       parse and check; silent on success
  *     tcc --emit=ast|ir FILE [-o OUT]      print the syntax tree or the tensor IR
+ *     tcc --emit=cuda|ptx FILE [-o OUT]    print the CUDA source or its PTX (--target=cuda)
+ *     tcc FILE [--target=cuda] -o OUT.so   build a shared library for the CPU or for CUDA
  *     tcc run FILE --kernel K [...]        run a kernel on the reference interpreter
  *
  * Exit status: 0 success, 1 user error (diagnostics, bad arguments, bad input files), 2
@@ -19,6 +21,10 @@
 
 #include "../frontend/frontend.h"
 #include "../codegen/cpu/cpu.h"
+#include "../codegen/cuda/cuda.h"
+#ifdef TDSL_SIMT_CUDA  /* the cuda-emu engine (runtime/simt/) */
+#include "../runtime/simt/simt_cuda.h"
+#endif
 #include "../passes/passes.h"
 #include "npy.h"
 
@@ -39,9 +45,17 @@ enum {
 typedef enum Command {
     CMD_NONE, CMD_CHECK, CMD_RUN, CMD_BUILD, CMD_EMIT_AST, CMD_EMIT_IR, CMD_EMIT_LOOPS,
     CMD_EMIT_LLVM, CMD_EMIT_ASM, CMD_EMIT_OBJ,
+    CMD_EMIT_CUDA, CMD_EMIT_PTX,   /* CUDA back end */
 } Command;
 
-typedef enum Engine { ENGINE_CPU, ENGINE_INTERP } Engine;
+typedef enum Target { TARGET_CPU, TARGET_CUDA } Target;  /* --target (CUDA back end) */
+
+typedef enum Engine { ENGINE_CPU, ENGINE_INTERP, ENGINE_CUDA_EMU } Engine;
+#ifdef TDSL_SIMT_CUDA  /* the cuda-emu engine: built with the CUDA back end */
+#define ENGINES_EXTRA ", cuda-emu"
+#else
+#define ENGINES_EXTRA ""
+#endif
 
 typedef struct Binding {         /* NAME=VALUE from --in, --out or -D */
     const char *name;            /* heap copy of the part before '=' */
@@ -62,9 +76,12 @@ typedef struct Args {
     bool         random;         /* --random given */
     uint64_t     seed;
     bool         print;          /* --print */
-    Engine       engine;         /* --engine: cpu (default) or interp */
+    Engine       engine;         /* --engine: cpu (default), interp or cuda-emu */
     const char  *header_path;    /* --header, with a .so build */
     CpuOptions   cpu;            /* --cpu, --features, -O */
+    Target       target;         /* --target: cpu (default) or cuda; --emit=cuda|ptx imply cuda */
+    bool         target_given;   /* --target appeared */
+    CudaOptions  cuda;           /* --arch */
     bool         no_fuse;        /* --no-fuse: compiled code keeps every definition */
     bool         explain_fusion; /* --explain-fusion: say what fusion did, on stderr */
     const char  *dump_after;     /* --dump-after=PASS: print the IR after that pass */
@@ -75,7 +92,7 @@ typedef struct Args {
 static const char *const OPTIONS[] = {
     "--help", "--version", "--emit", "--kernel", "--in", "--out", "--random", "--engine",
     "--print", "--stdlib", "-o", "-I", "-D", "--header", "--cpu", "--features", "-O",
-    "--no-fuse", "--explain-fusion", "--dump-after",
+    "--no-fuse", "--explain-fusion", "--dump-after", "--target", "--arch",
 };
 static const char *const COMMANDS[] = {"check", "run"};
 
@@ -84,9 +101,9 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: tcc check FILE [options]\n"
         "       tcc FILE -o OUT.so [--header OUT.h] [options]\n"
-        "       tcc --emit=ast|ir|loops|llvm|asm|obj FILE [-o OUT] [options]\n"
+        "       tcc --emit=ast|ir|loops|llvm|asm|obj|cuda|ptx FILE [-o OUT] [options]\n"
         "       tcc run FILE --kernel K [--in NAME=PATH]... [--out NAME=PATH]...\n"
-        "               [--random SEED] [-D NAME=VALUE]... [--engine cpu|interp] [--print]\n"
+        "               [--random SEED] [-D NAME=VALUE]... [--engine cpu|interp|cuda-emu] [--print]\n"
         "\n"
         "commands:\n"
         "  check FILE        parse and check FILE and its imports; prints nothing when valid\n"
@@ -94,6 +111,7 @@ static void usage(FILE *f)
         "  --emit=ir FILE    print the tensor IR of every kernel in FILE\n"
         "  --emit=loops FILE print the loop IR (after lowering) of every kernel in FILE\n"
         "  --emit=llvm FILE  print the optimised LLVM IR (asm: assembly; obj: an object file, needs -o)\n"
+        "  --emit=cuda FILE  print the generated CUDA C (ptx: its PTX, compiled by NVRTC)\n"
         "  FILE -o OUT.so    build a shared library exporting one C function per kernel\n"
         "  run FILE          run a kernel (compiled for this CPU, or on the interpreter)\n"
         "\n"
@@ -106,6 +124,8 @@ static void usage(FILE *f)
         "  --cpu NAME        target CPU for compiled code (default: this machine's, e.g. znver4)\n"
         "  --features LIST   LLVM target features, e.g. +avx2,-avx512f (default: the CPU's)\n"
         "  -O0 .. -O3        optimisation level of compiled code (default -O2)\n"
+        "  --target T        cpu (default) or cuda: what --emit=loops and a .so build are for\n"
+        "  --arch SM         with --target=cuda: sm_80 (default; its PTX also runs on sm_90) or sm_90\n"
         "  --no-fuse         compile every definition as written (no fusion)\n"
         "  --explain-fusion  print, for every definition, whether it was fused and why not\n"
         "  --dump-after=PASS print the IR after a pass of the compiled pipeline: fuse, lower\n"
@@ -119,7 +139,8 @@ static void usage(FILE *f)
         "  --random SEED     generate each input not given with --in: floats uniform in\n"
         "                    [-1, 1), integers in [-8, 7] (clamped to the dtype), bools 0/1\n"
         "  --engine ENGINE   cpu (default): JIT-compiled native code; interp: the reference\n"
-        "                    interpreter\n"
+        "                    interpreter; cuda-emu: the generated CUDA on the CPU's SIMT\n"
+        "                    emulator (one fiber per CUDA thread; for testing, slow)\n"
         "  --print           print the outputs not written with --out (the default when\n"
         "                    there is no --out)\n"
         "\n"
@@ -214,6 +235,17 @@ static const char *take_value(int argc, char **argv, int *i, const char *flag, b
     return NULL;
 }
 
+/* sm_NN or sm_NNN, optionally with an 'a' (arch-specific features), as NVRTC names them
+ * (CUDA back end). */
+static bool is_cuda_arch(const char *v)
+{
+    if (strncmp(v, "sm_", 3) != 0) return false;
+    int n = 0;
+    for (v += 3; *v >= '0' && *v <= '9'; v++) n++;
+    if (*v == 'a') v++;
+    return (n == 2 || n == 3) && *v == 0;
+}
+
 /* Parses argv into *a. Returns false after reporting every problem found. */
 static bool parse_args(int argc, char **argv, Args *a, DiagSink *d)
 {
@@ -248,7 +280,9 @@ static bool parse_args(int argc, char **argv, Args *a, DiagSink *d)
             else if (strcmp(v, "llvm") == 0) emit = CMD_EMIT_LLVM;
             else if (strcmp(v, "asm") == 0) emit = CMD_EMIT_ASM;
             else if (strcmp(v, "obj") == 0) emit = CMD_EMIT_OBJ;
-            else diag_error_plain(d, "unknown --emit kind '%s'; available: ast, ir, loops, llvm, asm, obj", v);
+            else if (strcmp(v, "cuda") == 0) emit = CMD_EMIT_CUDA;
+            else if (strcmp(v, "ptx") == 0) emit = CMD_EMIT_PTX;
+            else diag_error_plain(d, "unknown --emit kind '%s'; available: ast, ir, loops, llvm, asm, obj, cuda, ptx", v);
         } else if ((v = take_value(argc, argv, &i, "--kernel", &bad, d))) {
             a->kernel = v;
             if (!a->run_only_flag) a->run_only_flag = "--kernel";
@@ -264,9 +298,12 @@ static bool parse_args(int argc, char **argv, Args *a, DiagSink *d)
         } else if ((v = take_value(argc, argv, &i, "--engine", &bad, d))) {
             if (strcmp(v, "interp") == 0) a->engine = ENGINE_INTERP;
             else if (strcmp(v, "cpu") == 0) a->engine = ENGINE_CPU;
+#ifdef TDSL_SIMT_CUDA  /* the cuda-emu engine */
+            else if (strcmp(v, "cuda-emu") == 0) a->engine = ENGINE_CUDA_EMU;
+#endif
             else if (strcmp(v, "cuda") == 0 || strcmp(v, "cuda-emu") == 0)
-                diag_error_plain(d, "engine '%s' is not available yet; available: cpu, interp", v);
-            else diag_error_plain(d, "unknown engine '%s'; available: cpu, interp", v);
+                diag_error_plain(d, "engine '%s' is not available yet; available: cpu, interp%s", v, ENGINES_EXTRA);
+            else diag_error_plain(d, "unknown engine '%s'; available: cpu, interp%s", v, ENGINES_EXTRA);
             if (!a->run_only_flag) a->run_only_flag = "--engine";
         } else if ((v = take_value(argc, argv, &i, "--stdlib", &bad, d))) {
             a->stdlib_dir = v;
@@ -286,6 +323,15 @@ static bool parse_args(int argc, char **argv, Args *a, DiagSink *d)
             a->cpu.cpu = v;
         } else if ((v = take_value(argc, argv, &i, "--features", &bad, d))) {
             a->cpu.features = v;
+        } else if ((v = take_value(argc, argv, &i, "--target", &bad, d))) {  /* CUDA back end */
+            a->target_given = true;
+            if (strcmp(v, "cpu") == 0) a->target = TARGET_CPU;
+            else if (strcmp(v, "cuda") == 0) a->target = TARGET_CUDA;
+            else diag_error_plain(d, "unknown target '%s'; available: cpu, cuda", v);
+        } else if ((v = take_value(argc, argv, &i, "--arch", &bad, d))) {    /* CUDA back end */
+            if (!is_cuda_arch(v))
+                diag_error_plain(d, "unknown CUDA architecture '%s'; available: sm_80 (the default), sm_90", v);
+            a->cuda.arch = v;
         } else if (strncmp(arg, "-O", 2) == 0 && arg[2] >= '0' && arg[2] <= '3' && arg[3] == 0) {
             a->cpu.opt_level = arg[2] - '0';
         } else if ((v = take_value(argc, argv, &i, "-I", &bad, d))) {
@@ -342,6 +388,22 @@ static bool parse_args(int argc, char **argv, Args *a, DiagSink *d)
         diag_error_plain(d, "--emit=obj writes binary data: give the file with -o FILE.o");
     if (a->header_path && a->cmd != CMD_BUILD)
         diag_error_plain(d, "--header is only valid when building a .so: tcc FILE -o FILE.so --header FILE.h");
+    /* CUDA back end: --emit=cuda|ptx run for CUDA; the CPU's emit kinds and run do not */
+    if (a->cmd == CMD_EMIT_CUDA || a->cmd == CMD_EMIT_PTX) {
+        if (a->target_given && a->target != TARGET_CUDA)
+            diag_error_plain(d, "--emit=%s is for --target=cuda", a->cmd == CMD_EMIT_CUDA ? "cuda" : "ptx");
+        a->target = TARGET_CUDA;
+    }
+    if (a->target == TARGET_CUDA) {
+        if (a->cmd == CMD_EMIT_LLVM || a->cmd == CMD_EMIT_ASM || a->cmd == CMD_EMIT_OBJ)
+            diag_error_plain(d, "--emit=llvm, asm and obj are for --target=cpu; with --target=cuda use --emit=cuda or ptx");
+        if (a->cmd == CMD_RUN)
+            diag_error_plain(d, "tcc run has no CUDA engine yet; run on the CPU (--engine cpu or interp)");
+        if (a->cmd == CMD_BUILD && a->header_path)
+            diag_error_plain(d, "--header is not supported with --target=cuda yet");
+    }
+    if (a->cuda.arch && a->target != TARGET_CUDA)
+        diag_error_plain(d, "--arch is only valid with --target=cuda (or --emit=cuda|ptx)");
     if (a->cmd == CMD_RUN && !a->kernel)
         diag_error_plain(d, "tcc run needs --kernel NAME");
     for (int i = 0; i < a->ndefs; i++)
@@ -554,11 +616,75 @@ static LoopModule *compile_loops(const Args *a, DiagSink *d, int *rc, Module **m
     return lm;
 }
 
+/* ---- CUDA back end: the scheduled loop IR, --emit=cuda|ptx and CUDA .so builds ------------------- */
+
+/* pass_gpu_map on verified loop IR, verified again; NULL (an internal error) on failure. */
+static LoopModule *gpu_schedule(Module *m, LoopModule *lm, int *rc)
+{
+    LoopModule *g = pass_gpu_map(m, lm);
+    StrBuf err = {0};
+    if (!loop_verify(g, &err)) {
+        fprintf(stderr, "internal error: loop IR verifier after gpu_map:\n%s", sb_cstr(&err));
+        *rc = EXIT_INTERNAL;
+        g = NULL;
+    }
+    sb_free(&err);
+    return g;
+}
+
+/* Reports a CUDA back end failure: an internal error (exit 2) when the message says so (the
+ * generated source did not compile), a user error otherwise (no NVRTC, no C compiler). */
+static int cuda_error(DiagSink *d, StrBuf *err)
+{
+    const char *msg = sb_cstr(err);
+    if (strstr(msg, "internal error")) {
+        fflush(stdout);
+        fprintf(stderr, "%s%s", msg, err->len && msg[err->len - 1] == '\n' ? "" : "\n");
+        fprintf(stderr, "internal error: this is a bug in tcc; please report it with the input that caused it\n");
+        return EXIT_INTERNAL;
+    }
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n') n--;
+    diag_error_plain(d, "%.*s", (int)n, msg);
+    return EXIT_USER;
+}
+
+/* --emit=cuda|ptx, and `tcc FILE --target=cuda -o FILE.so` */
+static int cmd_cuda(const Args *a, DiagSink *d)
+{
+    int rc = 0;
+    Module *m;
+    LoopModule *lm = compile_loops(a, d, &rc, &m);
+    if (lm) lm = gpu_schedule(m, lm, &rc);
+    if (lm) {
+        StrBuf source = {0}, ptx = {0}, err = {0};
+        CudaLaunchPlan *plan = NULL;
+        if (a->cmd == CMD_BUILD) {
+            if (!cuda_build_shared(lm, &a->cuda, a->out_path, &err)) rc = cuda_error(d, &err);
+        } else if (!cuda_generate(lm, &a->cuda, &source, &plan, &err)) {
+            rc = cuda_error(d, &err);
+        } else if (a->cmd == CMD_EMIT_PTX && !cuda_compile_ptx(sb_cstr(&source), &a->cuda, &ptx, &err)) {
+            rc = cuda_error(d, &err);
+        } else {
+            rc = write_text(a->out_path, a->cmd == CMD_EMIT_PTX ? &ptx : &source, d) ? 0 : EXIT_USER;
+        }
+        cuda_plan_free(plan);
+        sb_free(&source);
+        sb_free(&ptx);
+        sb_free(&err);
+    }
+    if (m) ir_module_free(m);
+    return rc;
+}
+
+/* ---- end of the CUDA back end's commands ------------------------------------------------------------ */
+
 static int cmd_emit_loops(const Args *a, DiagSink *d)
 {
     int rc = 0;
     Module *m;
     LoopModule *lm = compile_loops(a, d, &rc, &m);
+    if (lm && a->target == TARGET_CUDA) lm = gpu_schedule(m, lm, &rc);  /* CUDA back end */
     if (lm) {
         StrBuf out = {0};
         loop_print_module(lm, &out);
@@ -1111,6 +1237,46 @@ static bool run_compiled(Run *r, StrBuf *err)
     return ok;
 }
 
+/* ---- the cuda-emu engine (runtime/simt/): the CUDA back end's source compiled for this CPU
+ * against the SIMT emulator, its launch plan followed on the same host buffers the other
+ * engines use. A generated kernel that fails there (deadlock, fault) is a bug of tcc. ---- */
+static bool run_cuda_emu(Run *r, StrBuf *err)
+{
+#ifdef TDSL_SIMT_CUDA
+    Kernel *k = r->k;
+    LoopModule *lm = run_pipeline(r->args, r->module);
+    if (!loop_verify(lm, err)) {
+        fprintf(stderr, "internal error: loop IR verifier:\n%s", sb_cstr(err));
+        exit(EXIT_INTERNAL);
+    }
+    int rc = 0;
+    LoopModule *g = gpu_schedule(r->module, lm, &rc);
+    if (!g) exit(EXIT_INTERNAL);
+    SimtCuda *c = NULL;
+    if (!simt_cuda_build(g, &c, err)) {
+        fprintf(stderr, "%s", sb_cstr(err));
+        exit(EXIT_INTERNAL);
+    }
+    void **buffers = calloc((size_t)(k->nins + k->nouts) + 1, sizeof(void *));
+    if (!buffers) td_internal_error(__FILE__, __LINE__, "out of memory");
+    for (int i = 0; i < k->nins; i++) buffers[i] = r->ins[i].data;
+    for (int o = 0; o < k->nouts; o++) buffers[k->nins + o] = r->outs[o].data;
+    bool ok = simt_cuda_run(c, k->name, buffers, r->sizes, NULL, err);
+    free(buffers);
+    simt_cuda_free(c);
+    if (!ok && !strstr(sb_cstr(err), "out of memory")) {
+        fprintf(stderr, "internal error: the generated CUDA failed on the emulator:\n%s", sb_cstr(err));
+        exit(EXIT_INTERNAL);
+    }
+    return ok;
+#else
+    (void)r;
+    sb_puts(err, "the cuda-emu engine is not built (it needs the CUDA back end)");
+    return false;
+#endif
+}
+/* ---- end of the cuda-emu engine ---- */
+
 static bool run_kernel(Run *r)
 {
     Kernel *k = r->k;
@@ -1120,8 +1286,9 @@ static bool run_kernel(Run *r)
     for (int o = 0; o < k->nouts; o++)
         if (!alloc_tensor(r, k->outs[o], &r->outs[o])) return false;
     StrBuf err = {0};
-    bool ok = r->args->engine == ENGINE_INTERP ? ir_interp_run(k, r->sizes, r->ins, r->outs, &err)
-                                               : run_compiled(r, &err);
+    bool ok = r->args->engine == ENGINE_INTERP     ? ir_interp_run(k, r->sizes, r->ins, r->outs, &err)
+              : r->args->engine == ENGINE_CUDA_EMU ? run_cuda_emu(r, &err)
+                                                   : run_compiled(r, &err);
     if (!ok) {
         const char *msg = sb_cstr(&err);
         size_t n = strlen(msg);
@@ -1230,7 +1397,8 @@ int main(int argc, char **argv)
         case CMD_EMIT_IR: rc = cmd_emit_ir(&a, &d); break;
         case CMD_EMIT_LOOPS: rc = cmd_emit_loops(&a, &d); break;
         case CMD_EMIT_LLVM: case CMD_EMIT_ASM: case CMD_EMIT_OBJ: rc = cmd_emit_native(&a, &d); break;
-        case CMD_BUILD: rc = cmd_build(&a, &d); break;
+        case CMD_BUILD: rc = a.target == TARGET_CUDA ? cmd_cuda(&a, &d) : cmd_build(&a, &d); break;
+        case CMD_EMIT_CUDA: case CMD_EMIT_PTX: rc = cmd_cuda(&a, &d); break;
         case CMD_RUN: rc = cmd_run(&a, &d); break;
         case CMD_NONE: rc = EXIT_USER; break;
         }

@@ -33,5 +33,9 @@ config.environment["PATH"] = os.pathsep.join(
 config.substitutions.append(("%tcc", tcc))
 config.substitutions.append(("%FileCheck", filecheck))
 config.substitutions.append(("%stdlib", os.path.join(source_dir, "stdlib")))
+# `REQUIRES: nvrtc`: the build found NVRTC, so tcc can make PTX (--emit=ptx, CUDA .so builds).
+# Run from the source tree, the CUDA toolkit's usual place decides.
+if getattr(config, "tdsl_have_nvrtc", os.path.exists("/usr/local/cuda/include/nvrtc.h")):
+    config.available_features.add("nvrtc")
 # Tests see the build's stdlib, not whatever the caller's environment points at.
 config.environment.pop("TDSL_STDLIB", None)
