@@ -10,6 +10,7 @@ PACKAGES=(
   llvm-19-dev llvm-19-tools clang-19 libclang-rt-19-dev
   libdlpack-dev
   libomp-19-dev
+  libdnnl-dev libopenblas-dev
   python3 python3-venv
 )
 
