@@ -69,6 +69,19 @@ bool ck_mul_size(size_t a, size_t b, size_t *out);
  * static description on failure. */
 char *read_file_all(const char *path, size_t *len, const char **err);
 
+/* Writes len bytes to path (created or truncated); on failure appends "cannot write ..." to
+ * err (a StrBuf) and returns false. */
+bool write_file_all(const char *path, const void *data, size_t len, StrBuf *err);
+
+/* ---- external tools (process.c) ----------------------------------------------------------- */
+
+/* Runs argv (argv[0] searched in PATH) with its stdout and stderr into log_path and waits
+ * for it. On failure appends to err: "cannot run the <what> '<argv0>': <reason> (<hint>)"
+ * when it cannot start, else "<failed>: <the command>" and the tool's output. The AOT
+ * builders (cc) and the SIMT emulator (g++) share it. */
+bool run_tool(char *const *argv, const char *log_path, const char *what, const char *hint,
+              const char *failed, StrBuf *err);
+
 /* ---- internal errors ---------------------------------------------------------------------- */
 
 _Noreturn void td_internal_error(const char *file, int line, const char *fmt, ...)

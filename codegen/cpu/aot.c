@@ -19,13 +19,10 @@
  * $TDSL_RT_LIB / $TDSL_RT_INCLUDE / $TDSL_RT_OMP_LIB name others. $TDSL_KEEP_TEMPS keeps the
  * temporary directory (for debugging). */
 #include <errno.h>
-#include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cpu.h"
@@ -40,8 +37,6 @@
 #ifndef TDSL_RT_OMP_LIB
 #define TDSL_RT_OMP_LIB ""
 #endif
-
-extern char **environ;
 
 /* ---- names that may not become C functions -------------------------------------------------- */
 
@@ -114,18 +109,6 @@ static bool kernel_signature(const Kernel *k, StrBuf *out, StrBuf *err)
 
 /* ---- files ------------------------------------------------------------------------------------ */
 
-static bool write_file(const char *path, const void *data, size_t len, StrBuf *err)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        sb_printf(err, "cannot write '%s': %s\n", path, strerror(errno));
-        return false;
-    }
-    bool ok = fwrite(data, 1, len, f) == len;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok) sb_printf(err, "cannot write '%s': %s\n", path, strerror(errno));
-    return ok;
-}
 
 /* Writes data to a temporary file next to path, then renames it over path. */
 static bool write_file_atomic(const char *path, const void *data, size_t len, StrBuf *err)
@@ -139,7 +122,7 @@ static bool write_file_atomic(const char *path, const void *data, size_t len, St
         return false;
     }
     close(fd);
-    bool ok = write_file(tmp.data, data, len, err);
+    bool ok = write_file_all(tmp.data, data, len, err);
     if (ok) {
         chmod(tmp.data, 0644);
         if (rename(tmp.data, path) != 0) {
@@ -193,45 +176,6 @@ static bool gen_wrappers(const LoopModule *lm, StrBuf *out, StrBuf *err)
     sb_puts(out, "}\n");
     sb_free(&sig);
     return ok;
-}
-
-/* ---- running the C compiler --------------------------------------------------------------------- */
-
-/* Runs argv (argv[0] searched in PATH) with stdout and stderr into log_path; on failure
- * appends the command and its output to err. */
-static bool run_tool(char *const *argv, const char *log_path, StrBuf *err)
-{
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    pid_t pid;
-    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        sb_printf(err, "cannot run the C compiler '%s': %s (set $TDSL_CC to choose one)\n", argv[0], strerror(rc));
-        return false;
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            sb_printf(err, "waiting for '%s': %s\n", argv[0], strerror(errno));
-            return false;
-        }
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
-    sb_puts(err, "linking the shared library failed:");
-    for (int i = 0; argv[i]; i++) sb_printf(err, " %s", argv[i]);
-    sb_putc(err, '\n');
-    size_t len;
-    const char *why;
-    char *log = read_file_all(log_path, &len, &why);
-    if (log) {
-        sb_putn(err, log, len);
-        if (len && log[len - 1] != '\n') sb_putc(err, '\n');
-        free(log);
-    }
-    return false;
 }
 
 /* ---- cpu_build_shared --------------------------------------------------------------------------- */
@@ -297,7 +241,7 @@ bool cpu_build_shared(const LoopModule *lm, const CpuOptions *o, const char *so_
         sb_printf(&b.obj, "%s/kernels.o", b.dir.data);
         sb_printf(&b.src, "%s/wrappers.c", b.dir.data);
         sb_printf(&b.log, "%s/cc.log", b.dir.data);
-        ok = write_file(b.obj.data, obj.data, obj.len, err) && write_file(b.src.data, src.data, src.len, err);
+        ok = write_file_all(b.obj.data, obj.data, obj.len, err) && write_file_all(b.src.data, src.data, src.len, err);
     }
     if (ok) {
         sb_printf(&b.tmp_so, "%s.tmpXXXXXX", so_path);
@@ -332,7 +276,7 @@ bool cpu_build_shared(const LoopModule *lm, const CpuOptions *o, const char *so_
             argv[n++] = "-Wl,--no-as-needed";
         }
         argv[n] = NULL;
-        ok = run_tool(argv, b.log.data, err);
+        ok = run_tool(argv, b.log.data, "C compiler", "set $TDSL_CC to choose one", "linking the shared library failed", err);
         free(cc);
         sb_free(&inc);
     }

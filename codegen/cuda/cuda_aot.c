@@ -16,13 +16,10 @@
  * On any failure nothing is left at FILE.so. The library needs libc only: libcuda.so.1 is
  * opened by the first call, which fails cleanly without it. */
 #include <errno.h>
-#include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -34,7 +31,6 @@
 #define TDSL_RT_INCLUDE_DIR ""
 #endif
 
-extern char **environ;
 
 _Static_assert((int)RT_CUDA_BLOCK_THREADS == (int)GPU_THREADS_PER_BLOCK,
                "the runtime and the schedule must agree on the block size");
@@ -297,57 +293,9 @@ static bool gen_wrappers(const LoopModule *lm, const CudaLaunchPlan *plan, const
     return ok;
 }
 
-/* ---- files and the C compiler ---------------------------------------------------------------------- */
+/* ---- the C compiler ---------------------------------------------------------------------------------- */
 
-static bool write_file(const char *path, const void *data, size_t len, StrBuf *err)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        sb_printf(err, "cannot write '%s': %s\n", path, strerror(errno));
-        return false;
-    }
-    bool ok = fwrite(data, 1, len, f) == len;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok) sb_printf(err, "cannot write '%s': %s\n", path, strerror(errno));
-    return ok;
-}
 
-/* Runs argv with stdout and stderr into log_path; on failure appends the command and its
- * output to err. */
-static bool run_tool(char *const *argv, const char *log_path, StrBuf *err)
-{
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    pid_t pid;
-    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        sb_printf(err, "cannot run the C compiler '%s': %s (set $TDSL_CC to choose one)\n", argv[0], strerror(rc));
-        return false;
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            sb_printf(err, "waiting for '%s': %s\n", argv[0], strerror(errno));
-            return false;
-        }
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
-    sb_puts(err, "linking the shared library failed:");
-    for (int i = 0; argv[i]; i++) sb_printf(err, " %s", argv[i]);
-    sb_putc(err, '\n');
-    size_t len;
-    const char *why;
-    char *log = read_file_all(log_path, &len, &why);
-    if (log) {
-        sb_putn(err, log, len);
-        if (len && log[len - 1] != '\n') sb_putc(err, '\n');
-        free(log);
-    }
-    return false;
-}
 
 static const char *env_or(const char *name, const char *fallback)
 {
@@ -373,7 +321,7 @@ static bool link_so(const StrBuf *src, const char *so_path, StrBuf *err)
     }
     sb_printf(&c_path, "%s/launchers.c", dir.data);
     sb_printf(&log, "%s/cc.log", dir.data);
-    bool ok = write_file(c_path.data, src->data, src->len, err);
+    bool ok = write_file_all(c_path.data, src->data, src->len, err);
     if (ok) {
         sb_printf(&tmp_so, "%s.tmpXXXXXX", so_path);
         int fd = mkstemp(tmp_so.data);
@@ -399,7 +347,7 @@ static bool link_so(const StrBuf *src, const char *so_path, StrBuf *err)
                          "-ldl", "-lpthread", "-Wl,-z,defs", NULL};
         for (int i = 0; fixed[i]; i++) argv[n++] = fixed[i];
         argv[n] = NULL;
-        ok = run_tool(argv, log.data, err);
+        ok = run_tool(argv, log.data, "C compiler", "set $TDSL_CC to choose one", "linking the shared library failed", err);
         free(cc);
         sb_free(&inc);
     }

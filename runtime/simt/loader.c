@@ -18,13 +18,10 @@
  * from the PT_TLS header, its address on the calling thread from dlinfo. */
 #include <dlfcn.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <link.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "simt_host.h"
@@ -41,7 +38,6 @@
 #endif
 #endif
 
-extern char **environ;
 
 struct SimtModule {
     void       *handle;       /* dlopen */
@@ -277,53 +273,7 @@ static const char *env_or(const char *name, const char *fallback)
     return v && *v ? v : fallback;
 }
 
-static bool write_file(const char *path, const char *data, size_t n, StrBuf *err)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, n, f) != n || fclose(f) != 0) {
-        sb_printf(err, "cannot write '%s': %s\n", path, strerror(errno));
-        if (f) fclose(f);
-        return false;
-    }
-    return true;
-}
 
-/* Runs argv with stdout and stderr into log_path; on failure appends the output to err. */
-static bool run_compiler(char *const *argv, const char *log_path, StrBuf *err)
-{
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    pid_t pid;
-    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        sb_printf(err, "cannot run the C++ compiler '%s': %s (set $TDSL_SIMT_CXX to choose one)\n", argv[0],
-                  strerror(rc));
-        return false;
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            sb_printf(err, "waiting for '%s': %s\n", argv[0], strerror(errno));
-            return false;
-        }
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
-    sb_puts(err, "compiling CUDA source for the emulator failed:");
-    for (int i = 0; argv[i]; i++) sb_printf(err, " %s", argv[i]);
-    sb_putc(err, '\n');
-    size_t len;
-    const char *why;
-    char *log = read_file_all(log_path, &len, &why);
-    if (log) {
-        sb_putn(err, log, len);
-        if (len && log[len - 1] != '\n') sb_putc(err, '\n');
-        free(log);
-    }
-    return false;
-}
 
 /* Appends the words of s (split at blanks, copied into *store) to argv. */
 static void add_words(const char *s, char **store, char **argv, int *n, int max)
@@ -343,7 +293,7 @@ static bool build_library(const char *text, const char *dir, StrBuf *err)
     sb_printf(&log, "%s/cxx.log", dir);
     sb_printf(&header, "%s/simt.h", simt_dir);
     sb_printf(&inc, "-I%s/include", simt_dir);
-    bool ok = write_file(src.data, text, strlen(text), err);
+    bool ok = write_file_all(src.data, text, strlen(text), err);
     if (ok) {
         char *argv[96], *cxx = NULL, *flags = NULL;
         int n = 0;
@@ -360,7 +310,7 @@ static bool build_library(const char *text, const char *dir, StrBuf *err)
         char *tail[] = {"-x", "c++", src.data, "-o", so.data, NULL};
         for (int i = 0; tail[i]; i++) argv[n++] = tail[i];
         argv[n] = NULL;
-        ok = run_compiler(argv, log.data, err);
+        ok = run_tool(argv, log.data, "C++ compiler", "set $TDSL_SIMT_CXX to choose one", "compiling CUDA source for the emulator failed", err);
         free(cxx);
         free(flags);
     }
