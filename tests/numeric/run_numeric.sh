@@ -20,8 +20,13 @@ if [ $# -lt 2 ]; then
 fi
 tcc=$(realpath "$1")
 npycmp=$(realpath "$2")
+# CASES_FILE is taken relative to this directory (as ctest passes it) or as given
+if [ -n "${3:-}" ] && [ -f "$3" ]; then cases_file=$(realpath "$3"); else cases_file=${3:-cases.txt}; fi
 cd "$(dirname "$0")"
-cases_file=${3:-cases.txt}
+if [ ! -f "$cases_file" ]; then
+  echo "$0: no cases file '$cases_file'" >&2
+  exit 2
+fi
 unset TDSL_STDLIB
 
 tmp=$(mktemp -d)
@@ -87,4 +92,8 @@ while IFS= read -r line || [ -n "$line" ]; do
   done
 done <"$cases_file"
 echo "$pass passed, $fail failed"
+if [ $pass -eq 0 ] && [ $fail -eq 0 ]; then
+  echo "$0: $cases_file has no cases" >&2
+  exit 2
+fi
 [ $fail -eq 0 ]
