@@ -116,7 +116,7 @@ static int int_specials(DType dt, int64_t *out)
 static CpuJit *compile_with(Module *m, const CpuOptions *o)
 {
     assert_verifies(m);
-    LoopModule *lm = ir_lower_module(m);
+    LoopModule *lm = ir_lower_module(m, NULL);
     StrBuf err = {0};
     cr_assert(loop_verify(lm, &err), "loop verifier: %s", sb_cstr(&err));
     CpuJit *j = cpu_jit_compile(lm, o, &err);
@@ -947,7 +947,7 @@ Test(cpu_stdlib, softmax_and_compile_time)
         Kernel *k = find_kernel(m, "softmax");
         m->kernels[0] = k;
         m->nkernels = 1;
-        LoopModule *lm = ir_lower_module(m);
+        LoopModule *lm = ir_lower_module(m, NULL);
         StrBuf err = {0};
         CpuJit *j = cpu_jit_compile(lm, NULL, &err);
         double t1 = now_ms();
@@ -1024,7 +1024,7 @@ Test(cpu_emit, llvm_asm_obj)
     Module *m = ir_module_new();
     add_ew(m, "axpy", OP_FMA, DT_F32, 3, DT_F32);
     add_ew(m, "halve", OP_DIV, DT_I8, 2, DT_I8);
-    LoopModule *lm = ir_lower_module(m);
+    LoopModule *lm = ir_lower_module(m, NULL);
     for (int kind = CPU_EMIT_LLVM; kind <= CPU_EMIT_OBJ; kind++) {
         StrBuf out = {0}, err = {0};
         bool ok = cpu_emit(lm, NULL, (CpuEmitKind)kind, &out, &err);
@@ -1051,7 +1051,7 @@ Test(cpu_emit, explicit_cpu_and_lookup)
 {
     Module *m = ir_module_new();
     add_ew(m, "neg", OP_NEG, DT_F32, 1, DT_F32);
-    LoopModule *lm = ir_lower_module(m);
+    LoopModule *lm = ir_lower_module(m, NULL);
     StrBuf err = {0};
     CpuOptions o = {"x86-64", "+sse2", 2};
     CpuJit *j = cpu_jit_compile(lm, &o, &err);  /* a valid, explicit configuration */
@@ -1071,7 +1071,7 @@ static void *thread_body(void *arg)
     for (int rep = 0; rep < 3; rep++) {
         Module *m = ir_module_new();
         Kernel *k = add_ew(m, "mix", OP_FMA, DT_F32, 3, DT_F32);
-        LoopModule *lm = ir_lower_module(m);
+        LoopModule *lm = ir_lower_module(m, NULL);
         StrBuf err = {0};
         CpuJit *j = cpu_jit_compile(lm, NULL, &err);
         if (!j) {

@@ -141,7 +141,7 @@ static void check_file(const char *path, int *checked)
     pass_fuse(fused, NULL);
     StrBuf err = {0};
     cr_assert(ir_verify(fused, &err), "%s: IR after fusion: %s", path, sb_cstr(&err));
-    LoopModule *lm = ir_lower_module(fused);
+    LoopModule *lm = ir_lower_module(fused, NULL);
     CpuOptions opts = {NULL, NULL, 2};   /* the same target and level for both builds */
     CpuJit *jit = cpu_jit_compile(lm, &opts, &err);
     cr_assert_not_null(jit, "%s: %s", path, sb_cstr(&err));

@@ -971,7 +971,7 @@ static bool aot_build(const char *src, Aot *a, StrBuf *err)
     snprintf(a->so, sizeof a->so, "%s/model.so", a->dir);
     snprintf(a->h, sizeof a->h, "%s/model.h", a->dir);
     Module *ir = compile_ir(src);
-    LoopModule *lm = ir_lower_module(ir);
+    LoopModule *lm = ir_lower_module(ir, NULL);
     CpuOptions co = {NULL, NULL, 2};
     bool ok = cpu_build_shared(lm, &co, a->so, err) && cpu_write_header(ir, a->h, err);
     ir_module_free(ir);
@@ -1124,7 +1124,7 @@ Test(aot, failures_leave_nothing)
     StrBuf err = {0};
     cr_assert(aot_build(PROG, &a, &err), "%s", sb_cstr(&err));
     Module *ir = compile_ir(PROG);
-    LoopModule *lm = ir_lower_module(ir);
+    LoopModule *lm = ir_lower_module(ir, NULL);
     CpuOptions co = {NULL, NULL, 2};
     struct stat st;
     cr_assert_eq(stat(a.so, &st), 0);
@@ -1159,7 +1159,7 @@ Test(aot, failures_leave_nothing)
 
     /* a kernel name C reserves */
     ir = compile_ir("kernel int(x: f32[N]) -> y: f32[N] { y[i] = x[i] }\n");
-    lm = ir_lower_module(ir);
+    lm = ir_lower_module(ir, NULL);
     sb_clear(&err);
     cr_assert(!cpu_build_shared(lm, &co, a.so, &err));
     cr_assert(strstr(sb_cstr(&err), "kernel 'int' cannot be exported"), "%s", sb_cstr(&err));
