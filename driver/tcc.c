@@ -4,7 +4,8 @@
  *     tcc --emit=ast|ir FILE [-o OUT]      print the syntax tree or the tensor IR
  *     tcc --emit=cuda|ptx FILE [-o OUT]    print the CUDA source or its PTX (--target=cuda)
  *     tcc FILE [--target=cuda] -o OUT.so   build a shared library for the CPU or for CUDA
- *     tcc run FILE --kernel K [...]        run a kernel on the reference interpreter
+ *     tcc run FILE --kernel K [...]        run a kernel: compiled for the CPU (or a CUDA GPU, or
+ *                                          the CUDA emulator) or on the reference interpreter
  *
  * Exit status: 0 success, 1 user error (diagnostics, bad arguments, bad input files), 2
  * internal error (a compiler bug: a failed TD_ASSERT, a crash, or IR the verifier rejects).
@@ -26,6 +27,7 @@
 #include "../runtime/simt/simt_cuda.h"
 #endif
 #include "../passes/passes.h"
+#include "../runtime/rt.h"  /* the cuda engine: runtime/cuda_jit.c and the driver (runtime/cuda.c) */
 #include "npy.h"
 
 #ifndef TDSL_VERSION
@@ -50,7 +52,7 @@ typedef enum Command {
 
 typedef enum Target { TARGET_CPU, TARGET_CUDA } Target;  /* --target (CUDA back end) */
 
-typedef enum Engine { ENGINE_CPU, ENGINE_INTERP, ENGINE_CUDA_EMU } Engine;
+typedef enum Engine { ENGINE_CPU, ENGINE_INTERP, ENGINE_CUDA, ENGINE_CUDA_EMU } Engine;
 #ifdef TDSL_SIMT_CUDA  /* the cuda-emu engine: built with the CUDA back end */
 #define ENGINES_EXTRA ", cuda-emu"
 #else
@@ -76,7 +78,7 @@ typedef struct Args {
     bool         random;         /* --random given */
     uint64_t     seed;
     bool         print;          /* --print */
-    Engine       engine;         /* --engine: cpu (default), interp or cuda-emu */
+    Engine       engine;         /* --engine: cpu (default), interp, cuda or cuda-emu */
     const char  *header_path;    /* --header, with a .so build */
     CpuOptions   cpu;            /* --cpu, --features, -O */
     Target       target;         /* --target: cpu (default) or cuda; --emit=cuda|ptx imply cuda */
@@ -103,7 +105,7 @@ static void usage(FILE *f)
         "       tcc FILE -o OUT.so [--header OUT.h] [options]\n"
         "       tcc --emit=ast|ir|loops|llvm|asm|obj|cuda|ptx FILE [-o OUT] [options]\n"
         "       tcc run FILE --kernel K [--in NAME=PATH]... [--out NAME=PATH]...\n"
-        "               [--random SEED] [-D NAME=VALUE]... [--engine cpu|interp|cuda-emu] [--print]\n"
+        "               [--random SEED] [-D NAME=VALUE]... [--engine cpu|interp|cuda|cuda-emu] [--print]\n"
         "\n"
         "commands:\n"
         "  check FILE        parse and check FILE and its imports; prints nothing when valid\n"
@@ -113,7 +115,7 @@ static void usage(FILE *f)
         "  --emit=llvm FILE  print the optimised LLVM IR (asm: assembly; obj: an object file, needs -o)\n"
         "  --emit=cuda FILE  print the generated CUDA C (ptx: its PTX, compiled by NVRTC)\n"
         "  FILE -o OUT.so    build a shared library exporting one C function per kernel\n"
-        "  run FILE          run a kernel (compiled for this CPU, or on the interpreter)\n"
+        "  run FILE          run a kernel (compiled for this CPU or a CUDA GPU, or on the interpreter)\n"
         "\n"
         "options:\n"
         "  -I DIR            search DIR for imports before the stdlib (repeatable)\n"
@@ -125,9 +127,11 @@ static void usage(FILE *f)
         "  --features LIST   LLVM target features, e.g. +avx2,-avx512f (default: the CPU's)\n"
         "  -O0 .. -O3        optimisation level of compiled code (default -O2)\n"
         "  --target T        cpu (default) or cuda: what --emit=loops and a .so build are for\n"
-        "  --arch SM         with --target=cuda: sm_80 (default; its PTX also runs on sm_90) or sm_90\n"
+        "  --arch SM         with --target=cuda or --engine cuda: sm_80 (default; its PTX also runs\n"
+        "                    on sm_90) or sm_90\n"
         "  --no-fuse         compile every definition as written (no fusion)\n"
-        "  --explain-fusion  print, for every definition, whether it was fused and why not\n"
+        "  --explain-fusion  print, for every definition, whether it was fused and why not,\n"
+        "                    then which adjacent loops merged and which temporaries shrank\n"
         "  --dump-after=PASS print the IR after a pass of the compiled pipeline: fuse, lower\n"
         "  --help            print this help and exit\n"
         "  --version         print the version and exit\n"
@@ -139,8 +143,9 @@ static void usage(FILE *f)
         "  --random SEED     generate each input not given with --in: floats uniform in\n"
         "                    [-1, 1), integers in [-8, 7] (clamped to the dtype), bools 0/1\n"
         "  --engine ENGINE   cpu (default): JIT-compiled native code; interp: the reference\n"
-        "                    interpreter; cuda-emu: the generated CUDA on the CPU's SIMT\n"
-        "                    emulator (one fiber per CUDA thread; for testing, slow)\n"
+        "                    interpreter; cuda: JIT-compiled for CUDA and run on GPU 0 (needs\n"
+        "                    NVRTC and the CUDA driver); cuda-emu: the generated CUDA on the\n"
+        "                    CPU's SIMT emulator (one fiber per CUDA thread; for testing, slow)\n"
         "  --print           print the outputs not written with --out (the default when\n"
         "                    there is no --out)\n"
         "\n"
@@ -298,12 +303,14 @@ static bool parse_args(int argc, char **argv, Args *a, DiagSink *d)
         } else if ((v = take_value(argc, argv, &i, "--engine", &bad, d))) {
             if (strcmp(v, "interp") == 0) a->engine = ENGINE_INTERP;
             else if (strcmp(v, "cpu") == 0) a->engine = ENGINE_CPU;
+            else if (strcmp(v, "cuda") == 0) a->engine = ENGINE_CUDA;
 #ifdef TDSL_SIMT_CUDA  /* the cuda-emu engine */
             else if (strcmp(v, "cuda-emu") == 0) a->engine = ENGINE_CUDA_EMU;
 #endif
-            else if (strcmp(v, "cuda") == 0 || strcmp(v, "cuda-emu") == 0)
-                diag_error_plain(d, "engine '%s' is not available yet; available: cpu, interp%s", v, ENGINES_EXTRA);
-            else diag_error_plain(d, "unknown engine '%s'; available: cpu, interp%s", v, ENGINES_EXTRA);
+            else if (strcmp(v, "cuda-emu") == 0)
+                diag_error_plain(d, "engine '%s' is not available in this build; available: cpu, interp, cuda%s", v,
+                                 ENGINES_EXTRA);
+            else diag_error_plain(d, "unknown engine '%s'; available: cpu, interp, cuda%s", v, ENGINES_EXTRA);
             if (!a->run_only_flag) a->run_only_flag = "--engine";
         } else if ((v = take_value(argc, argv, &i, "--stdlib", &bad, d))) {
             a->stdlib_dir = v;
@@ -398,12 +405,12 @@ static bool parse_args(int argc, char **argv, Args *a, DiagSink *d)
         if (a->cmd == CMD_EMIT_LLVM || a->cmd == CMD_EMIT_ASM || a->cmd == CMD_EMIT_OBJ)
             diag_error_plain(d, "--emit=llvm, asm and obj are for --target=cpu; with --target=cuda use --emit=cuda or ptx");
         if (a->cmd == CMD_RUN)
-            diag_error_plain(d, "tcc run has no CUDA engine yet; run on the CPU (--engine cpu or interp)");
+            diag_error_plain(d, "tcc run takes --engine cuda (or cuda-emu, the emulator), not --target=cuda");
         if (a->cmd == CMD_BUILD && a->header_path)
             diag_error_plain(d, "--header is not supported with --target=cuda yet");
     }
-    if (a->cuda.arch && a->target != TARGET_CUDA)
-        diag_error_plain(d, "--arch is only valid with --target=cuda (or --emit=cuda|ptx)");
+    if (a->cuda.arch && a->target != TARGET_CUDA && !(a->cmd == CMD_RUN && a->engine == ENGINE_CUDA))
+        diag_error_plain(d, "--arch is only valid with --target=cuda (or --emit=cuda|ptx, or tcc run --engine cuda)");
     if (a->cmd == CMD_RUN && !a->kernel)
         diag_error_plain(d, "tcc run needs --kernel NAME");
     for (int i = 0; i < a->ndefs; i++)
@@ -593,7 +600,14 @@ static LoopModule *run_pipeline(const Args *a, Module *m)
     }
     sb_free(&err);
     if (a->dump_after && strcmp(a->dump_after, "fuse") == 0) ir_print_module(m, &text);
-    LoopModule *lm = ir_lower_module(m);
+    /* the CUDA back end takes the loops unfused: it has no heap inside a kernel */
+    StrBuf why = {0};
+    bool cuda = a->target == TARGET_CUDA ||
+                (a->cmd == CMD_RUN && (a->engine == ENGINE_CUDA || a->engine == ENGINE_CUDA_EMU));
+    LowerOptions lo = {.no_fuse = a->no_fuse || cuda, .explain = a->explain_fusion ? &why : NULL, .gpu = cuda};
+    LoopModule *lm = ir_lower_module(m, &lo);
+    fputs(sb_cstr(&why), stderr);
+    sb_free(&why);
     if (a->dump_after && strcmp(a->dump_after, "lower") == 0) loop_print_module(lm, &text);
     fputs(sb_cstr(&text), stdout);
     sb_free(&text);
@@ -1277,6 +1291,59 @@ static bool run_cuda_emu(Run *r, StrBuf *err)
 }
 /* ---- end of the cuda-emu engine ---- */
 
+/* ---- the cuda engine: the file JIT-compiled for CUDA as tdsl_compile does it with
+ * TDSL_TARGET_CUDA (runtime/cuda_jit.c: NVRTC in memory) and run on CUDA device 0: the
+ * inputs copied into one device allocation, the kernel's launch plan followed, the outputs
+ * copied back. Its messages are reported here, whole (the runtime's name the kernel). ---- */
+static bool run_cuda(Run *r, StrBuf *err)
+{
+    Kernel *k = r->k;
+    LoopModule *lm = run_pipeline(r->args, r->module);
+    if (!loop_verify(lm, err)) {
+        fprintf(stderr, "internal error: loop IR verifier:\n%s", sb_cstr(err));
+        exit(EXIT_INTERNAL);
+    }
+    int rc = 0;
+    LoopModule *g = gpu_schedule(r->module, lm, &rc);
+    if (!g) exit(EXIT_INTERNAL);
+    RtCudaJit *jit = rt_cuda_jit_new(g, &r->args->cuda, err);
+    if (!jit) {
+        if (strstr(sb_cstr(err), "internal error")) exit(cuda_error(r->d, err));
+        return false;  /* no NVRTC: run_kernel reports it */
+    }
+    int nio = k->nins + k->nouts;
+    size_t *bytes = calloc((size_t)nio + 1, sizeof *bytes);
+    void **dev = calloc((size_t)nio + 1, sizeof *dev);
+    if (!bytes || !dev) td_internal_error(__FILE__, __LINE__, "out of memory");
+    for (int b = 0; b < nio; b++) bytes[b] = b < k->nins ? r->ins[b].nbytes : r->outs[b - k->nins].nbytes;
+    RtCudaCall io;
+    rc = rt_cuda_begin(&io, rt_cuda_jit_driver(jit), 0, "--engine cuda");
+    if (rc != TDSL_OK) {
+        const char *msg = tdsl_last_error();
+        bool absent = strstr(msg, "no CUDA driver found") || strstr(msg, "no CUDA device found");
+#ifdef TDSL_SIMT_CUDA
+        const char *hint = "; use --engine cuda-emu to run the generated CUDA on the CPU";
+#else
+        const char *hint = "; use --engine cpu or interp to run on the CPU";
+#endif
+        diag_error_plain(r->d, "%s%s", msg, absent ? hint : "");
+    } else {
+        rc = rt_cuda_alloc(&io, bytes, nio, dev);
+        for (int i = 0; i < k->nins && rc == TDSL_OK; i++)
+            rc = rt_cuda_copy_to_device(&io, dev[i], r->ins[i].data, bytes[i]);
+        if (rc == TDSL_OK) rc = rt_cuda_jit_launch(rt_cuda_jit_kernel(jit, k->name), dev, r->sizes, 0);
+        for (int o = 0; o < k->nouts && rc == TDSL_OK; o++)
+            rc = rt_cuda_copy_to_host(&io, r->outs[o].data, dev[k->nins + o], bytes[k->nins + o]);
+        rc = rt_cuda_end(&io, rc);
+        if (rc != TDSL_OK) diag_error_plain(r->d, "%s", tdsl_last_error());
+    }
+    free(bytes);
+    free(dev);
+    rt_cuda_jit_free(jit);
+    return rc == TDSL_OK;
+}
+/* ---- end of the cuda engine ---- */
+
 static bool run_kernel(Run *r)
 {
     Kernel *k = r->k;
@@ -1288,8 +1355,9 @@ static bool run_kernel(Run *r)
     StrBuf err = {0};
     bool ok = r->args->engine == ENGINE_INTERP     ? ir_interp_run(k, r->sizes, r->ins, r->outs, &err)
               : r->args->engine == ENGINE_CUDA_EMU ? run_cuda_emu(r, &err)
+              : r->args->engine == ENGINE_CUDA     ? run_cuda(r, &err)
                                                    : run_compiled(r, &err);
-    if (!ok) {
+    if (!ok && err.len) {  /* else the engine reported it (the cuda engine's driver errors) */
         const char *msg = sb_cstr(&err);
         size_t n = strlen(msg);
         while (n && msg[n - 1] == '\n') n--;

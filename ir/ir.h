@@ -380,9 +380,16 @@ LStmt *loop_if(Module *m, Expr *cond, LStmt *then_s, LStmt *else_s);
 LStmt *loop_alloc(Module *m, Tensor *buf, MemScope scope, LStmt *body);
 const char *loop_kind_name(LoopKind k);
 
-/* Lowers every kernel of m and runs the loop passes (passes/pipeline.c: pass_lower, then
- * pass_parallelize). Never fails on verified IR. */
-LoopModule *ir_lower_module(Module *m);
+/* What ir_lower_module runs; zero (or a NULL pointer) is the CPU pipeline in full. */
+typedef struct LowerOptions {
+    bool    no_fuse;   /* skip pass_fuse_loops: --no-fuse, and the CUDA back end (docs/cuda.md) */
+    StrBuf *explain;   /* --explain-fusion: pass_fuse_loops appends what it merged and why not */
+    bool    gpu;       /* for the CUDA back end: skip the CPU-only schedules (pass_interchange) */
+} LowerOptions;
+
+/* Lowers every kernel of m and runs the loop passes (passes/pipeline.c: pass_lower,
+ * pass_fuse_loops, pass_interchange, pass_parallelize). o may be NULL. Never fails on verified IR. */
+LoopModule *ir_lower_module(Module *m, const LowerOptions *o);
 void        loop_print_module(const LoopModule *lm, StrBuf *out);   /* --emit=loops */
 bool        loop_verify(const LoopModule *lm, StrBuf *err);
 

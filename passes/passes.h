@@ -5,6 +5,8 @@
  *     ir_lower_module   tensor IR to loop IR, then the loop passes (pipeline.c; declared with
  *                       the loop IR in ir.h):
  *       pass_lower        one loop nest per definition (lower.c)
+ *       pass_fuse_loops   adjacent loops merged, temporaries contracted (fuse_loops.c; CPU only)
+ *       pass_interchange  contractions accumulate a row of outputs at once (interchange.c; CPU only)
  *       pass_parallelize  outer loops across CPU threads (parallelize.c)
  *     pass_gpu_map      for CUDA only: the loop IR scheduled onto blocks and threads
  * The reference interpreter runs the tensor IR before any pass. Tiling and the other
@@ -20,10 +22,23 @@
  * appends one line per definition saying whether it was fused or why not. */
 int pass_fuse(Module *m, StrBuf *explain);
 
-/* ---- lower.c, parallelize.c: the loop passes ir_lower_module runs (pipeline.c) ---------------- */
+/* ---- lower.c, fuse_loops.c, interchange.c, parallelize.c: the loop passes of ir_lower_module -- */
 
 /* Tensor IR to loop IR, every loop serial. Never fails on verified IR. */
 LoopModule *pass_lower(Module *m);
+
+/* Loop fusion: merges adjacent loops whose iterations can run together, then shrinks each
+ * temporary whose accesses all lie in one iteration of a loop to that iteration's slice,
+ * allocated inside the loop. Returns the number of merges. When explain is non-NULL,
+ * appends one line per pair of adjacent loops (merged or why not) and per contraction. */
+int pass_fuse_loops(LoopModule *lm, StrBuf *explain);
+
+/* Loop interchange of contractions: a definition's innermost index loop j around a sum (prod,
+ * max, min) over k whose loads read rows contiguously along j becomes a loop over k around
+ * a loop over j that accumulates a row of outputs, each summed in the same order as before.
+ * Only where legal and the j loads are contiguous (interchange.c says when). Returns the
+ * number of j loops rewritten. */
+int pass_interchange(LoopModule *lm);
 
 /* Marks LOOP_PARALLEL the loops that may run across threads (safe, and worth it unless a
  * schedule's `parallel` directives choose). Returns the number of loops it marked. */

@@ -5,9 +5,11 @@
  * passes (pass_fuse) run before it, on the Module; pass_gpu_map after it, for CUDA only. */
 #include "passes.h"
 
-LoopModule *ir_lower_module(Module *m)
+LoopModule *ir_lower_module(Module *m, const LowerOptions *o)
 {
     LoopModule *lm = pass_lower(m);
+    if (!(o && o->no_fuse)) pass_fuse_loops(lm, o ? o->explain : NULL);
+    if (!(o && o->gpu)) pass_interchange(lm);
     pass_parallelize(lm);
     return lm;
 }

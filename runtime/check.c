@@ -321,11 +321,19 @@ static int check_args(const RtSig *s, const DLTensor *const *args, int nargs, Wo
     return TDSL_OK;
 }
 
-/* Checks the arguments for device `device` and calls raw (CPU) or raw_cuda (CUDA). */
-static int call(const RtSig *s, int device, RtRawKernel raw, RtCudaRawKernel raw_cuda, const char *(*raw_error)(void),
-                const DLTensor *const *args, int nargs)
+/* What a checked call runs: raw (CPU), or raw_cuda or launch(ctx, ...) (CUDA). */
+typedef struct Callee {
+    RtRawKernel     raw;
+    RtCudaRawKernel raw_cuda;
+    const char   *(*raw_error)(void);
+    RtCudaCtxKernel launch;
+    void           *ctx;
+} Callee;
+
+/* Checks the arguments for device `device` and calls the callee. */
+static int call(const RtSig *s, int device, const Callee *f, const DLTensor *const *args, int nargs)
 {
-    if (!s || (!raw && !raw_cuda)) return rt_fail(TDSL_ERR_ARG, "no kernel");
+    if (!s || (!f->raw && !f->raw_cuda && !f->launch)) return rt_fail(TDSL_ERR_ARG, "no kernel");
     void *buffers_s[STACK_PARAMS];
     uintptr_t lo_s[STACK_PARAMS], hi_s[STACK_PARAMS];
     int64_t sizes_s[STACK_PARAMS];
@@ -351,12 +359,13 @@ static int call(const RtSig *s, int device, RtRawKernel raw, RtCudaRawKernel raw
         w.src = (SizeSource *)(w.sizes + n);
     }
     int rc = check_args(s, args, nargs, &w);
-    if (rc == TDSL_OK && raw_cuda) {
-        int32_t r = raw_cuda(w.buffers, w.sizes, w.device_id);
-        if (r < 0 && raw_error) rc = rt_fail_text(r, "", raw_error());
+    if (rc == TDSL_OK && device == kDLCUDA) {
+        int32_t r = f->launch ? f->launch(f->ctx, w.buffers, w.sizes, w.device_id)
+                              : f->raw_cuda(w.buffers, w.sizes, w.device_id);
+        if (r < 0 && f->raw_error) rc = rt_fail_text(r, "", f->raw_error());
         else if (r != 0) rc = r < 0 ? r : rt_fail(TDSL_ERR_RUNTIME, "%s: the kernel failed with code %d", s->name, (int)r);
     } else if (rc == TDSL_OK) {
-        int32_t r = raw(w.buffers, w.sizes);
+        int32_t r = f->raw(w.buffers, w.sizes);
         if (r == -1) rc = rt_fail(TDSL_ERR_RUNTIME, "%s: out of memory", s->name);
         else if (r != 0) rc = rt_fail(TDSL_ERR_RUNTIME, "%s: the kernel failed with code %d", s->name, (int)r);
     }
@@ -367,13 +376,18 @@ static int call(const RtSig *s, int device, RtRawKernel raw, RtCudaRawKernel raw
 
 int rt_call(const RtSig *s, RtRawKernel raw, const DLTensor *const *args, int nargs)
 {
-    return call(s, kDLCPU, raw, NULL, NULL, args, nargs);
+    return call(s, kDLCPU, &(Callee){.raw = raw}, args, nargs);
 }
 
 int rt_call_cuda(const RtSig *s, RtCudaRawKernel raw, const char *(*raw_error)(void), const DLTensor *const *args,
                  int nargs)
 {
-    return call(s, kDLCUDA, NULL, raw, raw_error, args, nargs);
+    return call(s, kDLCUDA, &(Callee){.raw_cuda = raw, .raw_error = raw_error}, args, nargs);
+}
+
+int rt_call_cuda_ctx(const RtSig *s, RtCudaCtxKernel raw, void *ctx, const DLTensor *const *args, int nargs)
+{
+    return call(s, kDLCUDA, &(Callee){.launch = raw, .ctx = ctx}, args, nargs);
 }
 
 /* ---- the typed functions of an AOT .so ------------------------------------------------------------ */

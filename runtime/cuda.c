@@ -1,6 +1,6 @@
 /* cuda.c: the CUDA driver API through dlopen, for the launchers of CUDA modules built ahead
- * of time (codegen/cuda/cuda_aot.c generates them), and the launch-dimension rule both
- * those launchers and codegen/cuda (for an emulator) use.
+ * of time (codegen/cuda/cuda_aot.c generates them) or JIT-compiled (runtime/cuda_jit.c), and
+ * the launch-dimension rule both those launchers and codegen/cuda (for an emulator) use.
  *
  * Part of the standalone runtime (libc only): the driver library `libcuda.so.1` is opened
  * at the first call of a kernel, never at load time, so a CUDA .so loads anywhere and each
@@ -13,8 +13,10 @@
  * for that device). A call: rt_cuda_begin (driver, device, context pushed, module),
  * rt_cuda_alloc (one device allocation for the temporaries), rt_cuda_zero and
  * rt_cuda_launch in plan order on the legacy default stream, rt_cuda_end (synchronise,
- * free, pop). The module stays loaded until the process exits: unloading it from a library
- * destructor could run after the driver shut down. */
+ * free, pop). rt_cuda_copy_to_device/host move a host's data in a call's context (tcc run).
+ * An AOT library's module stays loaded until the process exits: unloading it from a library
+ * destructor could run after the driver shut down. A JIT module's is released with the
+ * module (rt_cuda_module_release). */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,13 +46,15 @@ enum {
 enum {
     FN_INIT, FN_DEVICE_GET_COUNT, FN_DEVICE_GET, FN_PRIMARY_CTX_RETAIN, FN_CTX_PUSH, FN_CTX_POP,
     FN_MODULE_LOAD, FN_MODULE_GET_FUNCTION, FN_LAUNCH, FN_MEM_ALLOC, FN_MEM_FREE, FN_MEMSET,
-    FN_CTX_SYNCHRONIZE, FN_GET_ERROR_NAME, FN_GET_ERROR_STRING, FN_COUNT
+    FN_CTX_SYNCHRONIZE, FN_GET_ERROR_NAME, FN_GET_ERROR_STRING, FN_MEMCPY_HTOD, FN_MEMCPY_DTOH,
+    FN_MODULE_UNLOAD, FN_PRIMARY_CTX_RELEASE, FN_COUNT
 };
 static const char *const fn_names[FN_COUNT] = {
     "cuInit", "cuDeviceGetCount", "cuDeviceGet", "cuDevicePrimaryCtxRetain", "cuCtxPushCurrent_v2",
     "cuCtxPopCurrent_v2", "cuModuleLoadDataEx", "cuModuleGetFunction", "cuLaunchKernel",
     "cuMemAlloc_v2", "cuMemFree_v2", "cuMemsetD8_v2", "cuCtxSynchronize", "cuGetErrorName",
-    "cuGetErrorString",
+    "cuGetErrorString", "cuMemcpyHtoD_v2", "cuMemcpyDtoH_v2", "cuModuleUnload",
+    "cuDevicePrimaryCtxRelease_v2",
 };
 _Static_assert((int)FN_COUNT <= (int)RT_CUDA_MAX_FNS, "RtCudaModule.fn is too small");
 
@@ -69,6 +73,10 @@ typedef CUresult (*MemFreeFn)(CUdeviceptr);
 typedef CUresult (*MemsetFn)(CUdeviceptr, unsigned char, size_t);
 typedef CUresult (*CtxSynchronizeFn)(void);
 typedef CUresult (*GetErrorTextFn)(CUresult, const char **);
+typedef CUresult (*MemcpyHtoDFn)(CUdeviceptr, const void *, size_t);
+typedef CUresult (*MemcpyDtoHFn)(void *, CUdeviceptr, size_t);
+typedef CUresult (*ModuleUnloadFn)(CUmodule);
+typedef CUresult (*PrimaryCtxReleaseFn)(CUdevice);
 
 /* ---- launch dimensions ------------------------------------------------------------------------- */
 
@@ -221,7 +229,7 @@ int rt_cuda_alloc(RtCudaCall *c, const size_t *bytes, int n, void **ptrs)
         size_t b = bytes[i] ? bytes[i] : 1;
         if (b > SIZE_MAX - total - TEMP_ALIGN) {
             free(off);
-            return rt_fail(TDSL_ERR_RUNTIME, "%s: the temporaries are too large", c->kernel);
+            return rt_fail(TDSL_ERR_RUNTIME, "%s: the device buffers are too large", c->kernel);
         }
         total += (b + TEMP_ALIGN - 1) / TEMP_ALIGN * TEMP_ALIGN;
     }
@@ -232,7 +240,7 @@ int rt_cuda_alloc(RtCudaCall *c, const size_t *bytes, int n, void **ptrs)
             free(off);
             char why[256];
             error_text(c->m, r, why, sizeof why);
-            return rt_fail(TDSL_ERR_RUNTIME, "%s: allocating %zu bytes of temporaries on CUDA device %d failed: %s",
+            return rt_fail(TDSL_ERR_RUNTIME, "%s: allocating %zu bytes on CUDA device %d failed: %s",
                            c->kernel, total, c->device, why);
         }
         c->temps = (void *)(uintptr_t)p;
@@ -276,4 +284,43 @@ int rt_cuda_end(RtCudaCall *c, int rc)
     ((CtxPopFn)c->m->fn[FN_CTX_POP])(&popped);
     c->pushed = false;
     return rc;
+}
+
+int rt_cuda_copy_to_device(RtCudaCall *c, void *dst, const void *src, size_t bytes)
+{
+    if (!bytes) return TDSL_OK;
+    CUresult r = ((MemcpyHtoDFn)c->m->fn[FN_MEMCPY_HTOD])((CUdeviceptr)(uintptr_t)dst, src, bytes);
+    return r == CU_SUCCESS ? TDSL_OK : fail_cu(c->m, c->kernel, "cuMemcpyHtoD", r);
+}
+
+int rt_cuda_copy_to_host(RtCudaCall *c, void *dst, const void *src, size_t bytes)
+{
+    if (!bytes) return TDSL_OK;
+    CUresult r = ((MemcpyDtoHFn)c->m->fn[FN_MEMCPY_DTOH])(dst, (CUdeviceptr)(uintptr_t)src, bytes);
+    return r == CU_SUCCESS ? TDSL_OK : fail_cu(c->m, c->kernel, "cuMemcpyDtoH", r);
+}
+
+/* For modules with an owner that frees them (a JIT module's tdsl_module_free), unlike an AOT
+ * library's static one. Errors are ignored: there is no one left to report them to. */
+void rt_cuda_module_release(RtCudaModule *m)
+{
+    if (m->driver) {
+        for (int d = 0; d < RT_CUDA_MAX_DEVICES; d++) {
+            if (m->module[d]) {
+                CUcontext popped;
+                if (((CtxPushFn)m->fn[FN_CTX_PUSH])((CUcontext)m->ctx[d]) == CU_SUCCESS) {
+                    ((ModuleUnloadFn)m->fn[FN_MODULE_UNLOAD])((CUmodule)m->module[d]);
+                    ((CtxPopFn)m->fn[FN_CTX_POP])(&popped);
+                }
+            }
+            CUdevice dev;
+            if (m->ctx[d] && ((DeviceGetFn)m->fn[FN_DEVICE_GET])(&dev, d) == CU_SUCCESS)
+                ((PrimaryCtxReleaseFn)m->fn[FN_PRIMARY_CTX_RELEASE])(dev);
+            m->module[d] = m->ctx[d] = NULL;
+        }
+        /* libcuda.so.1 stays mapped (the handle is not closed): the host or another module may
+         * use the driver still, and unloading it under them is not safe */
+        m->driver = NULL;
+    }
+    pthread_mutex_destroy(&m->lock);
 }

@@ -97,7 +97,7 @@ int tdsl_load(const char *so_path, tdsl_module **out)
             }
         }
         const char *(*raw_error)(void) = raw_cuda ? (const char *(*)(void))dlsym(dl, "tdsl_last_error") : NULL;
-        m->kernels[m->nkernels++] = (tdsl_kernel){m, s, raw, raw_cuda, raw_error};
+        m->kernels[m->nkernels++] = (tdsl_kernel){m, s, raw, raw_cuda, raw_error, NULL, NULL};
     }
     *out = m;
     return TDSL_OK;

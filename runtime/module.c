@@ -1,6 +1,7 @@
 /* module.c: the parts of the C API shared by JIT and AOT modules: looking kernels up,
  * calling them (argument checks in check.c), describing them, and freeing a module with
- * everything it owns (descriptors, the IR and the JIT's code, or the dlopen handle). */
+ * everything it owns (descriptors, the IR and the JIT's code or CUDA state, or the dlopen
+ * handle). */
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,7 @@ tdsl_kernel *tdsl_kernel_get(tdsl_module *m, const char *kernel_name)
 int tdsl_kernel_call(tdsl_kernel *k, DLTensor *const *args, int nargs)
 {
     if (!k) return rt_fail(TDSL_ERR_ARG, "tdsl_kernel_call: the kernel is NULL");
+    if (k->cuda_launch) return rt_call_cuda_ctx(k->sig, k->cuda_launch, k->cuda_ctx, (const DLTensor *const *)args, nargs);
     if (k->raw_cuda) return rt_call_cuda(k->sig, k->raw_cuda, k->raw_error, (const DLTensor *const *)args, nargs);
     return rt_call(k->sig, k->raw, (const DLTensor *const *)args, nargs);
 }
@@ -63,6 +65,7 @@ void tdsl_module_free(tdsl_module *m)
     for (int i = 0; i < m->nkernels; i++) rt_sig_free(m->kernels[i].sig);
     free(m->kernels);
     if (m->jit) cpu_jit_free(m->jit);
+    rt_cuda_jit_free(m->cuda);  /* before the IR: its plan points into it */
     if (m->ir) ir_module_free(m->ir);
     if (m->dl) dlclose(m->dl);
     free(m);

@@ -43,6 +43,11 @@ typedef int32_t (*RtRawKernel)(void *const *buffers, const int64_t *sizes);
  * with the message already set (rt_fail). */
 typedef int32_t (*RtCudaRawKernel)(void *const *buffers, const int64_t *sizes, int32_t device);
 
+/* The launcher of a JIT-compiled CUDA kernel (runtime/cuda_jit.c, rt_cuda_jit_launch): the
+ * same contract, with the kernel's state first (its launch plan and its module's driver
+ * state), since one function serves every kernel. */
+typedef int32_t (*RtCudaCtxKernel)(void *ctx, void *const *buffers, const int64_t *sizes, int32_t device);
+
 /* ---- element types: the rows of ir/dtype.def, so RtDType i is DType i ---------------- */
 
 typedef struct RtDTypeInfo {
@@ -126,21 +131,48 @@ struct tdsl_kernel {
     tdsl_module    *module;    /* the owner */
     RtSig          *sig;       /* the descriptor; sig->text is tdsl_kernel_signature */
     RtRawKernel     raw;       /* tdsl_raw_NAME, in the JIT or the .so; NULL for CUDA */
-    RtCudaRawKernel raw_cuda;  /* tdsl_cuda_NAME of a CUDA .so; NULL for CPU kernels */
+    RtCudaRawKernel raw_cuda;  /* tdsl_cuda_NAME of a CUDA .so; NULL otherwise */
     const char   *(*raw_error)(void);  /* CUDA: the .so's tdsl_last_error, where raw_cuda's
                                           messages are (each .so has its own) */
+    RtCudaCtxKernel cuda_launch;  /* JIT for CUDA: rt_cuda_jit_launch; NULL otherwise */
+    void           *cuda_ctx;     /* its first argument, owned by the module's RtCudaJit */
 };
 
+struct RtCudaJit;
+
 struct tdsl_module {
-    tdsl_kernel   *kernels;   /* nkernels, in module order */
-    int            nkernels;
-    struct Module *ir;        /* JIT: the tensor IR (owns the loop IR too); NULL for AOT */
-    struct CpuJit *jit;       /* JIT: the compiled code; NULL for AOT */
-    void          *dl;        /* AOT: the dlopen handle; NULL for JIT */
+    tdsl_kernel      *kernels;  /* nkernels, in module order */
+    int               nkernels;
+    struct Module    *ir;       /* JIT: the tensor IR (owns the loop IR too); NULL for AOT */
+    struct CpuJit    *jit;      /* JIT for the CPU: the compiled code; NULL otherwise */
+    struct RtCudaJit *cuda;     /* JIT for CUDA: plan, PTX and driver state; NULL otherwise */
+    void             *dl;       /* AOT: the dlopen handle; NULL for JIT */
 };
 
 /* A module with room for n kernels (zeroed); NULL when out of memory. */
 tdsl_module *rt_module_new(int n);
+
+/* ---- JIT-compiled CUDA modules (cuda_jit.c; not in the standalone runtime) ---------------------- */
+
+/* The CUDA code of a scheduled loop module: its launch plan, its PTX, and the driver state
+ * (an RtCudaModule) its launches go through. */
+typedef struct RtCudaJit RtCudaJit;
+struct LoopModule;
+struct CudaOptions;
+
+/* cuda_generate and cuda_compile_ptx (NVRTC, in memory) over lm, which pass_gpu_map
+ * produced; lm's tensor module must outlive the result. NULL with the message in err (no
+ * NVRTC, or an internal error that says so). Opens no driver. */
+RtCudaJit *rt_cuda_jit_new(const struct LoopModule *lm, const struct CudaOptions *o, struct StrBuf *err);
+/* Frees the plan and the PTX, and unloads what calls loaded (rt_cuda_module_release). */
+void rt_cuda_jit_free(RtCudaJit *j);
+/* Kernel `name`'s state, the ctx of rt_cuda_jit_launch; NULL when the module has none. */
+void *rt_cuda_jit_kernel(RtCudaJit *j, const char *name);
+/* The RtCudaCtxKernel of every JIT CUDA kernel: follows the kernel's launch plan on device
+ * pointers, as an AOT library's tdsl_cuda_K does. */
+int32_t rt_cuda_jit_launch(void *ctx, void *const *buffers, const int64_t *sizes, int32_t device);
+/* The driver state, for a host that moves its own data in a call (tcc run --engine cuda). */
+struct RtCudaModule *rt_cuda_jit_driver(RtCudaJit *j);
 #endif
 
 /* ---- threads (parallel.c) ------------------------------------------------------------------ */
@@ -180,8 +212,11 @@ RT_HIDDEN int rt_call_cuda(const RtSig *s, RtCudaRawKernel raw, const char *(*ra
                            const DLTensor *const *args, int nargs);
 RT_HIDDEN int rt_call_cuda_cached(void **cache, const char *sig, RtCudaRawKernel raw,
                                   const DLTensor *const *args, int nargs);
+/* The same with a JIT CUDA kernel's launcher, which sets its messages here. */
+RT_HIDDEN int rt_call_cuda_ctx(const RtSig *s, RtCudaCtxKernel raw, void *ctx, const DLTensor *const *args,
+                               int nargs);
 
-/* ---- CUDA (cuda.c): the driver API through dlopen, for CUDA .so launchers ---------------------- */
+/* ---- CUDA (cuda.c): the driver API through dlopen, for CUDA .so and JIT launchers --------------- */
 
 enum {
     RT_CUDA_MAX_DEVICES = 64,     /* devices one module can run on */
@@ -189,7 +224,8 @@ enum {
     RT_CUDA_BLOCK_THREADS = 256,  /* threads per block (passes/passes.h GPU_THREADS_PER_BLOCK) */
 };
 
-/* One per CUDA .so, static: `static RtCudaModule m = {ptx, PTHREAD_MUTEX_INITIALIZER};`. */
+/* One per CUDA .so, static: `static RtCudaModule m = {ptx, PTHREAD_MUTEX_INITIALIZER};`; one
+ * per JIT CUDA module too (runtime/cuda_jit.c), released with it (rt_cuda_module_release). */
 typedef struct RtCudaModule {
     const char     *ptx;                          /* NUL-terminated PTX text */
     pthread_mutex_t lock;                         /* guards loading what follows */
@@ -220,10 +256,19 @@ RT_HIDDEN bool rt_cuda_bytes(const int64_t *dims, int rank, int bits, size_t *by
 /* Each returns TDSL_OK or a negative code with the message set; after rt_cuda_begin
  * succeeded, rt_cuda_end must follow (it returns rc, or the first error it meets). */
 RT_HIDDEN int rt_cuda_begin(RtCudaCall *c, RtCudaModule *m, int32_t device, const char *kernel);
+/* One device allocation holding n buffers of bytes[i] (each 256-aligned) into ptrs, freed by
+ * rt_cuda_end: a launcher's temporaries, or tcc run's inputs and outputs. */
 RT_HIDDEN int rt_cuda_alloc(RtCudaCall *c, const size_t *bytes, int n, void **ptrs);
 RT_HIDDEN int rt_cuda_zero(RtCudaCall *c, void *ptr, size_t bytes);
 RT_HIDDEN int rt_cuda_launch(RtCudaCall *c, const char *fn, int64_t block_work, int64_t thread_work, bool one_row,
                              void **args);
 RT_HIDDEN int rt_cuda_end(RtCudaCall *c, int rc);
+/* Between rt_cuda_begin and rt_cuda_end: bytes from host memory to device memory and back
+ * (synchronous, cuMemcpyHtoD / cuMemcpyDtoH). */
+RT_HIDDEN int rt_cuda_copy_to_device(RtCudaCall *c, void *dst, const void *src, size_t bytes);
+RT_HIDDEN int rt_cuda_copy_to_host(RtCudaCall *c, void *dst, const void *src, size_t bytes);
+/* Unloads m's CUDA modules and releases its primary contexts (a module that is freed, not
+ * one an AOT library keeps until exit); m is unusable afterwards. */
+RT_HIDDEN void rt_cuda_module_release(RtCudaModule *m);
 
 #endif

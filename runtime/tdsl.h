@@ -1,12 +1,14 @@
 /* tdsl.h: the C API of the tdsl runtime.
  *
  * A module is a set of compiled kernels, either compiled from source in memory
- * (tdsl_compile, through the LLVM JIT) or loaded from a shared library that `tcc FILE -o
- * FILE.so` built ahead of time (tdsl_load). A kernel is called with DLPack tensors, inputs
- * first, then outputs; every argument is checked before any memory is touched (dtype,
- * rank, device, size names, strides, outputs not overlapping), and on error nothing is
- * written and tdsl_last_error() says what was wrong, naming the kernel and the parameter.
- * docs/abi.md describes the ABI in full.
+ * (tdsl_compile: for the CPU through the LLVM JIT, or for CUDA through NVRTC) or loaded
+ * from a shared library that `tcc FILE [--target=cuda] -o FILE.so` built ahead of time
+ * (tdsl_load). A kernel is called with DLPack tensors, inputs first, then outputs: kDLCPU
+ * tensors for a CPU kernel, kDLCUDA tensors all on one device for a CUDA kernel. Every
+ * argument is checked before any memory is touched (dtype, rank, device, size names,
+ * strides, outputs not overlapping), and on error nothing is written and tdsl_last_error()
+ * says what was wrong, naming the kernel and the parameter. docs/abi.md describes the ABI
+ * in full; docs/cuda.md the CUDA target.
  *
  * Thread safety: modules are independent; several threads may compile, load, call and
  * free different modules at once, and call the same kernel at once (a call keeps no
@@ -35,13 +37,25 @@ extern "C" {
 typedef struct tdsl_module tdsl_module;
 typedef struct tdsl_kernel tdsl_kernel;
 
+/* What tdsl_compile compiles for (tdsl_options.target). */
+enum {
+    TDSL_TARGET_CPU = 0,   /* this machine's CPU, through LLVM (the default) */
+    TDSL_TARGET_CUDA = 1,  /* NVIDIA GPUs: PTX through NVRTC, run through the CUDA driver */
+};
+
+/* Zero-initialise it (or use designated initialisers): new fields are added at the end and
+ * their zero is the old behaviour. */
 typedef struct tdsl_options {
-    const char        *cpu;           /* target CPU name; NULL = the host's */
-    const char        *features;      /* target feature string; NULL = the host's */
-    int                opt_level;     /* 0..3; -1 = the default, 2 */
+    const char        *cpu;           /* CPU target: the CPU name; NULL = the host's */
+    const char        *features;      /* CPU target: feature string; NULL = the host's */
+    int                opt_level;     /* CPU target: 0..3; -1 = the default, 2 */
     const char *const *include_dirs;  /* searched first for `import "name"` */
     int                ninclude;      /* entries in include_dirs */
     int                no_fuse;       /* nonzero: compile every definition as written */
+    int                target;        /* TDSL_TARGET_CPU (0, the default) or TDSL_TARGET_CUDA */
+    const char        *arch;          /* CUDA target: "sm_80" (NULL, the default; its PTX also
+                                         runs on sm_90 and newer) or "sm_90"; must be NULL for
+                                         the CPU */
 } tdsl_options;
 
 /* Return codes: 0 or one of the negative values below. */
@@ -51,13 +65,22 @@ enum {
     TDSL_ERR_COMPILE = -2,    /* the source did not compile; the message holds the diagnostics */
     TDSL_ERR_LOAD = -3,       /* the shared library could not be loaded or is not a tdsl module */
     TDSL_ERR_NOT_FOUND = -4,  /* no kernel of that name */
-    TDSL_ERR_RUNTIME = -5,    /* the kernel failed while running (out of memory) */
+    TDSL_ERR_RUNTIME = -5,    /* the kernel failed while running (out of memory; for CUDA: no
+                                 driver or device, a driver error) */
 };
 
-/* Compiles tdsl source text (NUL-terminated) for the CPU, in memory. `name` is used in
+/* Compiles tdsl source text (NUL-terminated) in memory, for the CPU or, with o->target =
+ * TDSL_TARGET_CUDA, for CUDA (PTX through NVRTC, which must be installed: else
+ * TDSL_ERR_COMPILE saying so; no GPU or driver is needed to compile). `name` is used in
  * diagnostics (`name:line:col: error: ...`) and for relative imports; NULL means
  * "<source>". o may be NULL for the defaults. On success *m is the new module; on error
- * *m is NULL and tdsl_last_error() holds the compiler's diagnostics. */
+ * *m is NULL and tdsl_last_error() holds the compiler's diagnostics.
+ *
+ * A CUDA module's kernels take kDLCUDA tensors (device pointers) all on one device, and
+ * run there on the legacy default stream, returning when done. The CUDA driver
+ * (libcuda.so.1) is opened by the first call; without a driver or a device every call
+ * returns TDSL_ERR_RUNTIME, writes nothing, and tdsl_last_error() says so ("K: no CUDA
+ * driver found (libcuda.so.1): ..."). tdsl_module_free unloads what the calls loaded. */
 TDSL_API int tdsl_compile(const char *src, const char *name, const tdsl_options *o,
                           tdsl_module **m);
 

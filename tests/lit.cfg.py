@@ -37,5 +37,36 @@ config.substitutions.append(("%stdlib", os.path.join(source_dir, "stdlib")))
 # Run from the source tree, the CUDA toolkit's usual place decides.
 if getattr(config, "tdsl_have_nvrtc", os.path.exists("/usr/local/cuda/include/nvrtc.h")):
     config.available_features.add("nvrtc")
+# `cuda-driver`: libcuda.so.1 loads; `cuda-gpu`: it also reports a device, so tcc run
+# --engine cuda can run (cuda_run.tdsl). Asked in a child process, the way runtime/cuda.c
+# asks, so that lit's own processes never initialise CUDA.
+_CUDA_PROBE = """
+import ctypes, sys
+try:
+    cu = ctypes.CDLL("libcuda.so.1")
+except OSError:
+    sys.exit(2)
+n = ctypes.c_int(0)
+ok = cu.cuInit(0) == 0 and cu.cuDeviceGetCount(ctypes.byref(n)) == 0 and n.value > 0
+sys.exit(0 if ok else 1)
+"""
+def _cuda_probe():
+    import subprocess
+    import sys
+    try:
+        return subprocess.run([sys.executable, "-c", _CUDA_PROBE], timeout=60).returncode
+    except (OSError, subprocess.TimeoutExpired):
+        return 2
+_cuda = _cuda_probe()
+if _cuda in (0, 1):
+    config.available_features.add("cuda-driver")
+if _cuda == 0:
+    config.available_features.add("cuda-gpu")
+# `fake-cuda`: the build's stand-in driver (tests/unit/fake_cuda.c, a libcuda.so.1 that records
+# its calls and runs nothing) is there; %fakecuda is its directory, for LD_LIBRARY_PATH.
+fake_cuda_dir = getattr(config, "tdsl_fake_cuda_dir", os.path.join(source_dir, "build", "tests", "fake_cuda"))
+if os.path.exists(os.path.join(fake_cuda_dir, "libcuda.so.1")):
+    config.available_features.add("fake-cuda")
+    config.substitutions.append(("%fakecuda", fake_cuda_dir))
 # Tests see the build's stdlib, not whatever the caller's environment points at.
 config.environment.pop("TDSL_STDLIB", None)

@@ -1,7 +1,8 @@
 /* cuda: the CUDA back end. Loop IR scheduled by pass_gpu_map (passes/gpu_map.c) to CUDA C
  * source and a launch plan; NVRTC compiles the source to PTX; an ahead-of-time build
  * embeds the PTX in a shared library whose launchers call the CUDA driver API (opened with
- * dlopen at the first call, runtime/cuda.c).
+ * dlopen at the first call, runtime/cuda.c), and a JIT module (runtime/cuda_jit.c) keeps
+ * PTX and plan in memory and follows the plan at run time.
  *
  * The generated source is self-contained: a prelude of its own (typedefs, the scalar rules
  * of ir/interp.c as small __device__ functions) and one `extern "C" __global__` function per
@@ -103,6 +104,10 @@ void cuda_plan_free(CudaLaunchPlan *plan);
  * cannot be evaluated (overflow). */
 bool cuda_launch_dims(const CudaLaunch *l, const Kernel *k, const int64_t *sizes,
                       unsigned grid[3], unsigned block[3]);
+/* Its inputs: block iterations (the product of the block extents) and threads per block
+ * iteration (of the thread extents; -1 when nthread is -1), what rt_cuda_launch takes. */
+bool cuda_launch_work(const CudaLaunch *l, const Kernel *k, const int64_t *sizes, int64_t *block_work,
+                      int64_t *thread_work);
 
 /* Bytes of temporary `t` of kernel k for bound sizes (storage layout); false on overflow. */
 bool cuda_temp_bytes(const Kernel *k, const Tensor *t, const int64_t *sizes, size_t *bytes);

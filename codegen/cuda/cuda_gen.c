@@ -623,11 +623,18 @@ static bool eval_product(const Kernel *k, const Expr *const *e, int n, const int
     return true;
 }
 
+bool cuda_launch_work(const CudaLaunch *l, const Kernel *k, const int64_t *sizes, int64_t *block_work,
+                      int64_t *thread_work)
+{
+    *thread_work = -1;
+    if (!eval_product(k, l->block_extents, l->nblock, sizes, block_work)) return false;
+    return l->nthread < 0 || eval_product(k, l->thread_extents, l->nthread, sizes, thread_work);
+}
+
 bool cuda_launch_dims(const CudaLaunch *l, const Kernel *k, const int64_t *sizes, unsigned grid[3], unsigned block[3])
 {
-    int64_t bw, tw = -1;
-    if (!eval_product(k, l->block_extents, l->nblock, sizes, &bw)) return false;
-    if (l->nthread >= 0 && !eval_product(k, l->thread_extents, l->nthread, sizes, &tw)) return false;
+    int64_t bw, tw;
+    if (!cuda_launch_work(l, k, sizes, &bw, &tw)) return false;
     rt_cuda_launch_dims(bw, tw, l->one_row, grid, block);
     return true;
 }

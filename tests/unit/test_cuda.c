@@ -16,7 +16,14 @@
  *                             "no CUDA driver found (libcuda.so.1)" when there is no driver
  *                             (skipped where a driver exists), through the typed function and
  *                             through tdsl_load; argument checks want kDLCUDA tensors on one
- *                             device.
+ *                             device;
+ *   cuda.jit_*                tdsl_compile with TDSL_TARGET_CUDA (NVRTC in memory): kernels
+ *                             described like CPU ones, kDLCUDA argument checks, every call
+ *                             failing cleanly without a driver and writing nothing, option
+ *                             and compile errors; the ASan build's LeakSanitizer checks that
+ *                             tdsl_module_free releases everything; and, through a recording
+ *                             stand-in driver (fake_cuda.c), the JIT launcher making exactly
+ *                             the driver calls of an AOT library's generated launcher.
  * Numerical agreement with the interpreter is test_simt.c's (the emulator runs the same
  * generated source and plan). */
 #include <criterion/criterion.h>
@@ -56,7 +63,7 @@ static bool compile_module(Compiled *c, Module *m, const char *what)
     pass_fuse(m, NULL);
     StrBuf err = {0};
     cr_assert(ir_verify(m, &err), "%s: IR after fusion: %s", what, sb_cstr(&err));
-    LoopModule *lm = ir_lower_module(m);
+    LoopModule *lm = ir_lower_module(m, &(LowerOptions){.no_fuse = true, .gpu = true});
     cr_assert(loop_verify(lm, &err), "%s: loop IR: %s", what, sb_cstr(&err));
     c->lm = pass_gpu_map(m, lm);
     cr_assert(loop_verify(c->lm, &err), "%s: loop IR after gpu_map: %s", what, sb_cstr(&err));
@@ -511,3 +518,247 @@ Test(cuda, aot_tdsl_load_without_driver)
     unlink(so);
     rmdir(dir);
 }
+
+/* ---- tdsl_compile with the CUDA target ---------------------------------------------------------- */
+
+/* stdlib-like kernels: a two-pass softmax (a launch per definition, temporaries), a packed
+ * output (a zero-fill step) and a scan (one block) */
+static const char jit_src[] =
+    "kernel softmax(x: f32[R, N]) -> y: f32[R, N] {\n"
+    "    m[r] = max[n](x[r, n])\n"
+    "    e[r, n] = exp(x[r, n] - m[r])\n"
+    "    s[r] = sum[n](e[r, n])\n"
+    "    y[r, n] = e[r, n] / s[r]\n"
+    "}\n"
+    "kernel pack(x: i8[N]) -> q: i4[N] {\n    q[i] = i4(x[i])\n}\n"
+    "kernel cumsum(x: f32[T, D]) -> y: f32[T, D] {\n"
+    "    scan t < T with h: f32[D] = 0 {\n        h[d] = h[d] + x[t, d]\n        y[t, d] = h[d]\n    }\n"
+    "}\n";
+
+static tdsl_module *jit_compile(const char *arch)
+{
+    if (!cuda_have_nvrtc()) cr_skip_test("tcc was configured without NVRTC: no CUDA JIT");
+    tdsl_options o = {.opt_level = -1, .target = TDSL_TARGET_CUDA, .arch = arch};
+    tdsl_module *m = NULL;
+    cr_assert_eq(tdsl_compile(jit_src, "jit.tdsl", &o, &m), TDSL_OK, "%s", tdsl_last_error());
+    cr_assert_not_null(m);
+    return m;
+}
+
+Test(cuda, jit_compile_and_describe)
+{
+    static const char *const archs[] = {NULL, "sm_80", "sm_90"};
+    for (int a = 0; a < 3; a++) {
+        tdsl_module *m = jit_compile(archs[a]);
+        tdsl_kernel *k = tdsl_kernel_get(m, "softmax");
+        cr_assert_not_null(k, "%s", tdsl_last_error());
+        cr_assert_str_eq(tdsl_kernel_signature(k), "softmax(x: f32[R, N]) -> (y: f32[R, N])");
+        cr_assert_eq(tdsl_kernel_num_inputs(k), 1);
+        cr_assert_eq(tdsl_kernel_num_outputs(k), 1);
+        k = tdsl_kernel_get(m, "pack");
+        cr_assert_not_null(k, "%s", tdsl_last_error());
+        cr_assert_str_eq(tdsl_kernel_signature(k), "pack(x: i8[N]) -> (q: i4[N])");
+        cr_assert_not_null(tdsl_kernel_get(m, "cumsum"), "%s", tdsl_last_error());
+        cr_assert_null(tdsl_kernel_get(m, "softmx"));
+        cr_assert(strstr(tdsl_last_error(), "no kernel named 'softmx' (the module has: softmax, pack, cumsum)"), "%s",
+                  tdsl_last_error());
+        tdsl_module_free(m);
+    }
+}
+
+Test(cuda, jit_call_checks_cuda_arguments)
+{
+    tdsl_module *m = jit_compile(NULL);
+    tdsl_kernel *k = tdsl_kernel_get(m, "softmax");
+    int64_t shape[2] = {4, 6};
+    /* fake device pointers: the checks never touch memory */
+    DLTensor x = cuda_tensor((void *)(uintptr_t)0x10000, 2, shape, kDLFloat, 32, 0);
+    DLTensor y = cuda_tensor((void *)(uintptr_t)0x20000, 2, shape, kDLFloat, 32, 0);
+    DLTensor cpu = x;
+    cpu.device = (DLDevice){kDLCPU, 0};
+    DLTensor *args[2] = {&cpu, &y};
+    cr_assert_eq(tdsl_kernel_call(k, args, 2), TDSL_ERR_ARG);
+    cr_assert(strstr(tdsl_last_error(), "softmax: x is on device cpu:0 but the kernel runs on a CUDA device (kDLCUDA)"),
+              "%s", tdsl_last_error());
+    DLTensor other = y;
+    other.device.device_id = 1;
+    args[0] = &x;
+    args[1] = &other;
+    cr_assert_eq(tdsl_kernel_call(k, args, 2), TDSL_ERR_ARG);
+    cr_assert(strstr(tdsl_last_error(), "softmax: y is on cuda:1 but x is on cuda:0; every tensor must be on one device"),
+              "%s", tdsl_last_error());
+    int64_t bad[2] = {4, 5};
+    DLTensor wrong = y;
+    wrong.shape = bad;
+    args[1] = &wrong;
+    cr_assert_eq(tdsl_kernel_call(k, args, 2), TDSL_ERR_ARG);
+    cr_assert(strstr(tdsl_last_error(), "softmax: y has N = 5 but x has N = 6"), "%s", tdsl_last_error());
+    args[1] = &y;
+    cr_assert_eq(tdsl_kernel_call(k, args, 1), TDSL_ERR_ARG);
+    cr_assert(strstr(tdsl_last_error(), "softmax: expected 2 arguments (1 input, then 1 output) but got 1"), "%s",
+              tdsl_last_error());
+    /* a device number the runtime cannot hold is refused before the driver is looked for */
+    DLTensor far_x = x, far_y = y;
+    far_x.device.device_id = far_y.device.device_id = 99;
+    args[0] = &far_x;
+    args[1] = &far_y;
+    cr_assert_eq(tdsl_kernel_call(k, args, 2), TDSL_ERR_ARG);
+    cr_assert(strstr(tdsl_last_error(), "softmax: CUDA device 99 is out of range (0..63)"), "%s", tdsl_last_error());
+    tdsl_module_free(m);
+}
+
+Test(cuda, jit_call_without_driver)
+{
+    if (driver_present()) cr_skip_test("a CUDA driver is installed: calls would run");
+    tdsl_module *m = jit_compile(NULL);
+    /* fake device pointers: nothing may dereference them before the driver is loaded */
+    int64_t shape[2] = {4, 6};
+    DLTensor x = cuda_tensor((void *)(uintptr_t)0x10000, 2, shape, kDLFloat, 32, 0);
+    DLTensor y = cuda_tensor((void *)(uintptr_t)0x20000, 2, shape, kDLFloat, 32, 0);
+    DLTensor *args[2] = {&x, &y};
+    tdsl_kernel *k = tdsl_kernel_get(m, "softmax");
+    for (int i = 0; i < 2; i++) {  /* every call says so, not only the first */
+        cr_assert_eq(tdsl_kernel_call(k, args, 2), TDSL_ERR_RUNTIME);
+        cr_assert(strstr(tdsl_last_error(), "softmax: no CUDA driver found (libcuda.so.1): "), "%s", tdsl_last_error());
+        cr_assert(strstr(tdsl_last_error(), "CUDA kernels need an NVIDIA GPU and its driver"), "%s", tdsl_last_error());
+    }
+    /* host memory labelled kDLCUDA: untouched (the packed output's zero-fill would clear it) */
+    int64_t n[1] = {9};
+    int8_t in[9] = {1, -2, 3, -4, 5, -6, 7, -8, 0};
+    uint8_t out[5];
+    memset(out, 0xA5, sizeof out);
+    DLTensor px = cuda_tensor(in, 1, n, kDLInt, 8, 0), pq = cuda_tensor(out, 1, n, kDLInt, 4, 0);
+    DLTensor *pargs[2] = {&px, &pq};
+    k = tdsl_kernel_get(m, "pack");
+    cr_assert_eq(tdsl_kernel_call(k, pargs, 2), TDSL_ERR_RUNTIME);
+    cr_assert(strstr(tdsl_last_error(), "pack: no CUDA driver found (libcuda.so.1): "), "%s", tdsl_last_error());
+    for (int i = 0; i < 5; i++) cr_assert_eq(out[i], 0xA5, "byte %d of the output was written", i);
+    k = tdsl_kernel_get(m, "cumsum");
+    int64_t td[2] = {3, 2};
+    DLTensor sx = cuda_tensor((void *)(uintptr_t)0x30000, 2, td, kDLFloat, 32, 0);
+    DLTensor sy = cuda_tensor((void *)(uintptr_t)0x40000, 2, td, kDLFloat, 32, 0);
+    DLTensor *sargs[2] = {&sx, &sy};
+    cr_assert_eq(tdsl_kernel_call(k, sargs, 2), TDSL_ERR_RUNTIME);
+    cr_assert(strstr(tdsl_last_error(), "cumsum: no CUDA driver found (libcuda.so.1): "), "%s", tdsl_last_error());
+    tdsl_module_free(m);
+}
+
+Test(cuda, jit_option_errors)
+{
+    tdsl_module *m = (tdsl_module *)(uintptr_t)1;
+    tdsl_options o = {.target = TDSL_TARGET_CUDA, .arch = "sm_75"};
+    cr_assert_eq(tdsl_compile(jit_src, "jit.tdsl", &o, &m), TDSL_ERR_ARG);
+    cr_assert_null(m);
+    cr_assert(strstr(tdsl_last_error(), "tdsl_compile: unknown CUDA architecture 'sm_75'; available: sm_80"), "%s",
+              tdsl_last_error());
+    o = (tdsl_options){.target = TDSL_TARGET_CPU, .arch = "sm_90"};
+    cr_assert_eq(tdsl_compile(jit_src, "jit.tdsl", &o, &m), TDSL_ERR_ARG);
+    cr_assert(strstr(tdsl_last_error(), "tdsl_compile: arch 'sm_90' is only for target TDSL_TARGET_CUDA"), "%s",
+              tdsl_last_error());
+    o = (tdsl_options){.target = 2};
+    cr_assert_eq(tdsl_compile(jit_src, "jit.tdsl", &o, &m), TDSL_ERR_ARG);
+    cr_assert(strstr(tdsl_last_error(), "tdsl_compile: target 2 is not TDSL_TARGET_CPU (0) or TDSL_TARGET_CUDA (1)"),
+              "%s", tdsl_last_error());
+    cr_assert_null(m);
+}
+
+Test(cuda, jit_compile_error_gives_diagnostics)
+{
+    tdsl_options o = {.target = TDSL_TARGET_CUDA};
+    tdsl_module *m = NULL;
+    const char *bad = "kernel f(x: f32[N]) -> y: f32[N] {\n    y[i] = x[i] + z[i]\n}\n";
+    cr_assert_eq(tdsl_compile(bad, "bad.tdsl", &o, &m), TDSL_ERR_COMPILE);
+    cr_assert_null(m);
+    cr_assert(strstr(tdsl_last_error(), "bad.tdsl:2:"), "%s", tdsl_last_error());
+    cr_assert(strstr(tdsl_last_error(), "error: "), "%s", tdsl_last_error());
+    cr_assert(strstr(tdsl_last_error(), "'z'"), "%s", tdsl_last_error());
+}
+
+/* ---- the JIT and AOT launchers through a recording stand-in driver (fake_cuda.c) ------------------ */
+
+#ifdef TDSL_FAKE_CUDA
+typedef struct FakeCall {
+    const char *kernel;
+    int64_t     shape[2];
+    int         rank;
+    uint8_t     code[2], bits[2];   /* input, output */
+} FakeCall;
+
+/* Calls kernel fc->kernel of m on fake device pointers; the driver's log of the call. */
+static void fake_call(tdsl_module *m, const FakeCall *fc, void (*reset)(void), const char *(*log)(void), StrBuf *out)
+{
+    tdsl_kernel *k = tdsl_kernel_get(m, fc->kernel);
+    cr_assert_not_null(k, "%s", tdsl_last_error());
+    int64_t shape[2] = {fc->shape[0], fc->shape[1]};
+    DLTensor x = cuda_tensor((void *)(uintptr_t)0x10000, fc->rank, shape, fc->code[0], fc->bits[0], 0);
+    DLTensor y = cuda_tensor((void *)(uintptr_t)0x900000, fc->rank, shape, fc->code[1], fc->bits[1], 0);
+    DLTensor *args[2] = {&x, &y};
+    reset();
+    cr_assert_eq(tdsl_kernel_call(k, args, 2), TDSL_OK, "%s", tdsl_last_error());
+    sb_clear(out);
+    sb_puts(out, log());
+}
+
+Test(cuda, jit_and_aot_launchers_agree_on_a_fake_driver)
+{
+    if (!cuda_have_nvrtc()) cr_skip_test("tcc was configured without NVRTC: no CUDA code to launch");
+    char dir[] = "/tmp/tdsl-cuda-fake-XXXXXX", so[128];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(so, sizeof so, "%s/k_cuda.so", dir);
+    Compiled c;
+    compile_text(&c, jit_src);
+    StrBuf err = {0};
+    cr_assert(cuda_build_shared(c.lm, NULL, so, &err), "cuda_build_shared: %s", sb_cstr(&err));
+    release(&c);
+    tdsl_module *aot = NULL, *jit = jit_compile(NULL);
+    cr_assert_eq(tdsl_load(so, &aot), TDSL_OK, "%s", tdsl_last_error());
+
+    /* loaded after NVRTC has run (NVRTC looks for a driver of its own and would find this
+     * one); the launchers' dlopen("libcuda.so.1") then finds it by its soname */
+    void *fake = dlopen(TDSL_FAKE_CUDA, RTLD_NOW | RTLD_GLOBAL);
+    cr_assert_not_null(fake, "%s", dlerror());
+    void *found = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    if (found != fake) cr_skip_test("another libcuda.so.1 was loaded first");
+    dlclose(found);
+    void (*reset)(void) = (void (*)(void))(uintptr_t)dlsym(fake, "fake_cuda_reset");
+    const char *(*log)(void) = (const char *(*)(void))(uintptr_t)dlsym(fake, "fake_cuda_log");
+    cr_assert(reset && log);
+
+    /* two launches and a temporary; a zero-fill; one block with barriers */
+    static const FakeCall calls[] = {
+        {"softmax", {5, 300}, 2, {kDLFloat, kDLFloat}, {32, 32}},
+        {"pack", {9, 0}, 1, {kDLInt, kDLInt}, {8, 4}},
+        {"cumsum", {3, 700}, 2, {kDLFloat, kDLFloat}, {32, 32}},
+    };
+    StrBuf a = {0}, j = {0};
+    for (int round = 0; round < 2; round++) {  /* the first call loads the driver and the PTX */
+        for (int i = 0; i < 3; i++) {
+            fake_call(aot, &calls[i], reset, log, &a);
+            fake_call(jit, &calls[i], reset, log, &j);
+            cr_assert_str_eq(sb_cstr(&j), sb_cstr(&a), "%s: the JIT launcher's driver calls:\n%s\nthe AOT launcher's:\n%s",
+                             calls[i].kernel, sb_cstr(&j), sb_cstr(&a));
+            cr_assert(strstr(sb_cstr(&j), "launch tdsl_"), "%s", sb_cstr(&j));
+            cr_assert_eq(strstr(sb_cstr(&j), "cuInit") != NULL, round == 0 && i == 0, "%s", sb_cstr(&j));
+        }
+    }
+    /* softmax: its max and sum in temporaries of R floats, rows of 300 on full blocks */
+    fake_call(jit, &calls[0], reset, log, &j);
+    cr_assert(strstr(sb_cstr(&j), "alloc 512 -> dev+0\n"), "%s", sb_cstr(&j));
+    cr_assert(strstr(sb_cstr(&j), "grid 5,1,1 block 256,1,1"), "%s", sb_cstr(&j));
+    cr_assert(strstr(sb_cstr(&j), " 0x10000"), "%s", sb_cstr(&j));
+    cr_assert(strstr(sb_cstr(&j), " 0x900000"), "%s", sb_cstr(&j));
+    /* pack: its output zeroed (5 bytes) before the launch */
+    fake_call(jit, &calls[1], reset, log, &j);
+    cr_assert(strstr(sb_cstr(&j), "memset 0x900000 0 5\nlaunch tdsl_pack_0"), "%s", sb_cstr(&j));
+
+    reset();
+    tdsl_module_free(jit);  /* unlike the AOT library's, the JIT module's CUDA state goes with it */
+    cr_assert(strstr(log(), "push 0xc0\nunload 0xd0\npop\nrelease 0\n"), "%s", log());
+    tdsl_module_free(aot);
+    sb_free(&a);
+    sb_free(&j);
+    sb_free(&err);
+    unlink(so);
+    rmdir(dir);
+}
+#endif

@@ -826,7 +826,7 @@ static void check_cuda_file(const char *path, int *checked)
     pass_fuse(fused, NULL);
     StrBuf err = {0};
     cr_assert(ir_verify(fused, &err), "%s: IR after fusion: %s", path, sb_cstr(&err));
-    LoopModule *lm = ir_lower_module(fused);
+    LoopModule *lm = ir_lower_module(fused, &(LowerOptions){.no_fuse = true, .gpu = true});
     cr_assert(loop_verify(lm, &err), "%s: loop IR: %s", path, sb_cstr(&err));
     LoopModule *g = pass_gpu_map(fused, lm);
     cr_assert(loop_verify(g, &err), "%s: loop IR after gpu_map: %s", path, sb_cstr(&err));
