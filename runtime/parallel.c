@@ -6,7 +6,11 @@
  * most omp_get_max_threads() contiguous chunks of nearly equal size, one per thread
  * (`schedule(static)`), so which thread runs an iteration depends only on n and the thread
  * count, and each iteration is run exactly once, by one thread, with the same code as
- * serially. The closure is read-only and lives on the caller's stack: the call returns only
+ * serially. Chunk edges fall on multiples of CHUNK_ALIGN iterations when the range allows:
+ * when the parallel loop is itself vectorised, each chunk then splits into the same vector
+ * and scalar-remainder iterations as the serial loop (only the range's last iterations are
+ * scalar), so results are the same bits at every thread count (vector and scalar math
+ * functions may differ in the last bit). The closure is read-only and lives on the caller's stack: the call returns only
  * when every chunk is done.
  *
  * No parallel region is entered when it cannot help: one iteration, one thread
@@ -22,6 +26,10 @@
 
 #include "rt.h"
 
+/* A multiple of every vector width times interleave LLVM picks for these loops (at most 16
+ * f32 lanes in a zmm register, interleaved up to 4 times). */
+enum { CHUNK_ALIGN = 64 };
+
 void tdsl_parallel_for(int64_t n, RtParallelBody body, void *closure)
 {
     if (n <= 0) return;
@@ -31,12 +39,18 @@ void tdsl_parallel_for(int64_t n, RtParallelBody body, void *closure)
         body(closure, 0, n);
         return;
     }
-    /* chunk c is [c*q + min(c, r), (c+1)*q + min(c+1, r)): no product of n overflows */
-    int64_t q = n / chunks, r = n % chunks;
+    /* Cut [0, n) into `chunks` ranges of `blocks / chunks` (+1 for the first blocks % chunks)
+     * blocks of `unit` iterations, the last range ending at n: unit is CHUNK_ALIGN when
+     * every chunk still gets a block, else 1 (a short range: its loop is not vectorised
+     * across chunks in a way that matters, and every thread gets work). */
+    int64_t unit = n / CHUNK_ALIGN >= chunks ? CHUNK_ALIGN : 1;
+    int64_t blocks = n / unit;
+    int64_t q = blocks / chunks, r = blocks % chunks;
 #pragma omp parallel for schedule(static) num_threads((int)chunks)
     for (int64_t c = 0; c < chunks; c++) {
-        int64_t begin = c * q + (c < r ? c : r);
-        int64_t end = begin + q + (c < r ? 1 : 0);
+        int64_t first = c * q + (c < r ? c : r);
+        int64_t begin = first * unit;
+        int64_t end = c == chunks - 1 ? n : (first + q + (c < r ? 1 : 0)) * unit;
         body(closure, begin, end);
     }
 }
