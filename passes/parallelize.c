@@ -4,7 +4,17 @@
  * end outlines each and hands it to the runtime's tdsl_parallel_for (codegen/cpu/
  * llvm_parallel.c). Without a schedule the candidate is the outermost loop of every loop
  * nest: the outer index loop of each definition and of each state fill, including those in
- * a scan's step (the steps run in order; each step's definitions run across threads). A
+ * a scan's step (the steps run in order; each step's definitions run across threads). When
+ * that loop alone may have too few iterations to share (a batch of 1: attention's b loop),
+ * the loops perfectly nested in it are marked too, so that the back end collapses them into
+ * one range: each the only statement of the one around it, serial (never a LOOP_VECTOR row
+ * loop), safe, with an extent that names none of the loops around it (the back end's
+ * condition for collapsing) and a loop in its body, at most PAR_MAX_COLLAPSE loops and no
+ * deeper once the constant extents multiply to PAR_ENOUGH_ITERS (a symbolic extent counts
+ * as too few). The innermost loop of a nest is left out because it is the vectoriser's: cut
+ * between threads at places that depend on the thread count, its vector and remainder
+ * iterations would fall on other elements, and vector libm functions differ from the scalar
+ * ones in the last bits, so the outputs would depend on the thread count. A
  * kernel whose schedule has `parallel` directives is parallelised only where they say: the
  * loops of the index variables they name, at any depth (nested ones are collapsed by the
  * back end when perfectly nested). A directive carries the variable's name only, so it is
@@ -24,11 +34,17 @@
  *
  * Without a schedule a loop must also be worth the threads: when every extent in its nest
  * is a constant, its work estimate (ir.h, LOOP_PARALLEL_MIN_WORK: stores counted through
- * the nest) must reach the threshold. With symbolic sizes it is marked, and the back end
- * compares the same estimate at run time. Loops inside a marked loop stay as they are. */
+ * the nest) must reach the threshold. That estimate is also the collapsed nest's, so the
+ * loops marked inside it need no test of their own. With symbolic sizes it is marked, and
+ * the back end compares the same estimate at run time, over the product of the collapsed
+ * extents. Loops inside a marked chain stay as they are. */
 #include "passes.h"
 
 #include <string.h>
+
+/* The chain of collapsed loops: deep enough for b, h, n of attention at B = 1, and a range
+ * of PAR_ENOUGH_ITERS iterations already splits evenly enough over a machine's threads. */
+enum { PAR_MAX_COLLAPSE = 3, PAR_ENOUGH_ITERS = 256 };
 
 typedef struct Par {
     int   nids;       /* Var and Tensor ids are below this */
@@ -153,6 +169,60 @@ static bool worth_it(const LStmt *s)
 
 /* ---- the walk ------------------------------------------------------------------------------- */
 
+static bool has_loop(const LStmt *s)
+{
+    if (!s) return false;
+    if (s->kind == LS_FOR) return true;
+    for (int i = 0; i < s->nbody; i++)
+        if (has_loop(s->body[i])) return true;
+    return s->kind == LS_IF && has_loop(s->else_body);
+}
+
+static bool expr_uses(const Expr *e, const Var *v)
+{
+    if (!e) return false;
+    if (e->op == OP_VAR && e->var == v) return true;
+    for (int i = 0; i < e->nargs; i++)
+        if (expr_uses(e->args[i], v)) return true;
+    return expr_uses(e->pad, v);
+}
+
+/* The statement s stands for: a sequence of one statement is that statement (as for the
+ * back end's collapsing). */
+static LStmt *only_child(LStmt *s)
+{
+    while (s->kind == LS_SEQ && s->nbody == 1) s = s->body[0];
+    return s;
+}
+
+/* The iterations of loop s when its extent is a constant, else -1. */
+static int64_t trips(const LStmt *s)
+{
+    if (s->extent->op != OP_CONST) return -1;
+    return s->extent->value.i > 0 ? s->extent->value.i : 0;
+}
+
+/* s was just marked: marks the loops perfectly nested in it while its range may be too
+ * short to share (see the top of the file). */
+static void mark_nested(Par *p, LStmt *s)
+{
+    LStmt *chain[PAR_MAX_COLLAPSE] = {s};
+    int n = 1;
+    int64_t iters = trips(s);  /* of the chain so far; -1: symbolic, which may be 1 */
+    while (n < PAR_MAX_COLLAPSE && iters < PAR_ENOUGH_ITERS) {
+        LStmt *in = only_child(chain[n - 1]->body[0]);
+        if (in->kind != LS_FOR || in->loop != LOOP_SERIAL || in->var->kind == VAR_SCAN || !has_loop(in->body[0]))
+            return;
+        for (int i = 0; i < n; i++)
+            if (expr_uses(in->extent, chain[i]->var)) return;
+        if (!is_safe(p, in)) return;
+        in->loop = LOOP_PARALLEL;
+        p->marked++;
+        chain[n++] = in;
+        iters = iters < 0 || trips(in) < 0 ? -1 : sat_mul(iters, trips(in));
+    }
+}
+
 static void visit(Par *p, LStmt *s)
 {
     if (!s) return;
@@ -162,7 +232,10 @@ static void visit(Par *p, LStmt *s)
         if (want && is_safe(p, s)) {
             s->loop = LOOP_PARALLEL;
             p->marked++;
-            if (!p->scheduled) return;
+            if (!p->scheduled) {
+                mark_nested(p, s);
+                return;
+            }
         } else if (!p->scheduled && s->loop == LOOP_SERIAL && !worth_it(s)) {
             return;  /* too small; the loops inside are smaller still */
         }

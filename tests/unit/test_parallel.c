@@ -7,11 +7,14 @@
  *   - the pass marks the outer loops of definitions (in scan steps too), never a scan's
  *     step loop, a reduction loop, a store to a packed type (even when a schedule names
  *     it) or a loop whose iterations could touch one element, and follows `parallel`
- *     directives when a schedule has them;
+ *     directives when a schedule has them; without a schedule it also marks the safe loops
+ *     perfectly nested in an outer loop that may be short (up to 3), never a LOOP_VECTOR
+ *     loop, one whose extent names an outer loop or the innermost loop of a nest;
  *   - compiled kernels give the same bytes serially (every loop serial: pass_lower alone)
  *     and in parallel at 1, 2, 3 and 4 threads: element-wise f32 and f16, row reductions,
  *     a softmax, a kernel scalar read inside a parallel loop, collapsed `parallel b, h`
- *     loops whose chunks end inside rows, a scan with parallel steps, a packed output;
+ *     loops whose chunks end inside rows, a scan with parallel steps, a packed output, and
+ *     with a batch of 1 causal attention (b, h, n collapsed) and an rmsnorm (b, t);
  *   - a heap temporary private to each iteration of a parallel loop, and its allocation
  *     failing inside the loop: the kernel returns -1 and frees everything (ASan checks). */
 #include <criterion/criterion.h>
@@ -150,7 +153,11 @@ static const char *MARKS =
     "kernel inner(x: f32[N, D]) -> y: f32[N, D] { y[n, d] = x[n, d] * 2 }\n"
     "schedule inner { parallel d }\n"
     "kernel red(x: f32[N, K]) -> y: f32[N] { y[n] = sum[k](x[n, k]) }\n"
-    "schedule red { parallel k }\n";
+    "schedule red { parallel k }\n"
+    "kernel one(x: f32[1, 8, 4096]) -> y: f32[1, 8, 4096] { y[a, b, c] = x[a, b, c] + 1 }\n"
+    "kernel deep(x: f32[2, 2, 2, 4096]) -> y: f32[2, 2, 2, 4096] { y[a, b, c, e] = x[a, b, c, e] + 1 }\n"
+    "kernel short(x: f32[4, 4096]) -> y: f32[4, 4096] { y[a, b] = x[a, b] + 1 }\n"
+    "kernel batch(x: f32[B, T, D]) -> y: f32[B, T, D] { y[b, t, d] = x[b, t, d] / sum[e](x[b, t, e]) }\n";
 
 Test(parallelize, marks_what_is_safe)
 {
@@ -163,7 +170,7 @@ Test(parallelize, marks_what_is_safe)
     int marked = pass_parallelize(lm);
     expect_parallel(lm, "big", "i");           /* 32768 stores */
     expect_parallel(lm, "tiny", "");           /* 256: not worth it */
-    expect_parallel(lm, "sym", "n n");         /* symbolic: decided at run time */
+    expect_parallel(lm, "sym", "n n");         /* symbolic: decided at run time; d is innermost */
     expect_parallel(lm, "total", "");          /* a reduction to a scalar has no index loop */
     expect_parallel(lm, "packs", "n");         /* only the i8 output */
     expect_parallel(lm, "packs_named", "");    /* packed, whatever the schedule says */
@@ -171,7 +178,11 @@ Test(parallelize, marks_what_is_safe)
     expect_parallel(lm, "heads", "b h");       /* as the schedule says, r stays serial */
     expect_parallel(lm, "inner", "d");         /* an inner loop, under a serial n */
     expect_parallel(lm, "red", "");            /* a reduction variable cannot be */
-    cr_assert_eq(marked, 1 + 2 + 1 + 4 + 2 + 1);
+    expect_parallel(lm, "one", "a b");         /* a batch of 1: 1 row is too few; c is innermost */
+    expect_parallel(lm, "deep", "a b c");      /* at most 3 loops collapsed */
+    expect_parallel(lm, "short", "a");         /* b is innermost: the vectoriser's */
+    expect_parallel(lm, "batch", "b t b t");   /* the sum, then y, down to the row */
+    cr_assert_eq(marked, 1 + 2 + 1 + 4 + 2 + 1 + 2 + 3 + 1 + 4);
     StrBuf err = {0};
     cr_assert(loop_verify(lm, &err), "%s", sb_cstr(&err));
     sb_free(&err);
@@ -226,6 +237,48 @@ Test(parallelize, refuses_colliding_iterations)
     for (int a = 0; a < 6; a++)
         cr_expect_eq(loops[a]->loop == LOOP_PARALLEL, want[a], "loop %d", a);
     cr_expect_eq(loops[0]->body[0]->loop, LOOP_SERIAL, "nor its inner loop: j's store y[j, i] collides too");
+    ir_module_free(m);
+}
+
+/* The loops nested in a marked outer loop: only serial ones the back end can collapse, with
+ * a loop inside them. */
+Test(parallelize, nested_loops_it_leaves)
+{
+    Module *m = ir_module_new();
+    Kernel *k = ir_kernel_new(m, "hand");
+    ir_kernel_add(m, k);
+    Var *N = add_size(m, k, "N");
+    Tensor *y = add_tensor(m, k, TK_OUTPUT, "y", DT_F32, 3, (Expr *[]){V(m, N), V(m, N), V(m, N)});
+    Var *i[4], *j[4], *e[4];
+    for (int a = 0; a < 4; a++) {
+        i[a] = ir_var_new(m, VAR_INDEX, "i", V(m, N));
+        j[a] = ir_var_new(m, VAR_INDEX, "j", V(m, N));
+        e[a] = ir_var_new(m, VAR_INDEX, "e", V(m, N));
+    }
+    LStmt *inner[4];
+    for (int a = 0; a < 4; a++)
+        inner[a] = loop_for(m, e[a], V(m, N), LOOP_SERIAL, false,
+                            loop_store(m, y, (Expr *[]){V(m, i[a]), V(m, j[a]), V(m, e[a])}, F(m, a)));
+    LStmt *loops[4], *js[4];
+    /* 0: a loop pass_interchange made vector: it stays vector */
+    js[0] = loop_for(m, j[0], V(m, N), LOOP_VECTOR, false, inner[0]);
+    /* 1: a triangle, j < i + 1: the back end cannot collapse it, so it stays serial */
+    js[1] = loop_for(m, j[1], bin(m, OP_ADD, V(m, i[1]), I(m, 1)), LOOP_SERIAL, false, inner[1]);
+    /* 2: j < N inside a sequence of one: collapsed with i; e is innermost and stays */
+    js[2] = loop_for(m, j[2], V(m, N), LOOP_SERIAL, false, loop_seq(m, &inner[2], 1));
+    /* 3: j innermost (y[i, j, 0]): the vectoriser's loop, never cut between threads */
+    js[3] = loop_for(m, j[3], V(m, N), LOOP_SERIAL, false,
+                     loop_store(m, y, (Expr *[]){V(m, i[3]), V(m, j[3]), I(m, 0)}, F(m, 9)));
+    for (int a = 0; a < 4; a++)
+        loops[a] = loop_for(m, i[a], V(m, N), LOOP_SERIAL, false, a == 2 ? loop_seq(m, &js[a], 1) : js[a]);
+    LoopModule lm = {m, (LoopFunc *[]){&(LoopFunc){k, loop_seq(m, loops, 4)}}, 1};
+    cr_assert_eq(pass_parallelize(&lm), 5);
+    for (int a = 0; a < 4; a++) cr_expect_eq(loops[a]->loop, LOOP_PARALLEL, "loop %d", a);
+    static const LoopKind want_j[4] = {LOOP_VECTOR, LOOP_SERIAL, LOOP_PARALLEL, LOOP_SERIAL};
+    for (int a = 0; a < 4; a++) {
+        cr_expect_eq(js[a]->loop, want_j[a], "loop %d: j", a);
+        if (a < 3) cr_expect_eq(inner[a]->loop, LOOP_SERIAL, "loop %d: e", a);
+    }
     ir_module_free(m);
 }
 
@@ -308,10 +361,20 @@ static const char *SAME =
     "        y[t, k] = acc[k]\n"
     "    }\n"
     "}\n"
-    "kernel pack(x: f32[N, D]) -> q: i4[N, D] { q[n, d] = i4(x[n, d] * 4) }\n";
+    "kernel pack(x: f32[N, D]) -> q: i4[N, D] { q[n, d] = i4(x[n, d] * 4) }\n"
+    "kernel causal(q: f32[B, H, N, D], k: f32[B, H, N, D], v: f32[B, H, N, D]) -> o: f32[B, H, N, D] {\n"
+    "    s[b, h, n, m] = where(m > n, -inf, sum[d](q[b, h, n, d] * k[b, h, m, d]) * rsqrt(f32(D)))\n"
+    "    p = softmax(s)\n"
+    "    o[b, h, n, d] = sum[m](p[b, h, n, m] * v[b, h, m, d])\n"
+    "}\n"
+    "kernel bnorm(x: f32[B, T, D], g: f32[D]) -> y: f32[B, T, D] { y = rmsnorm(x, g, f32(0.00001)) }\n"
+    "kernel flat(x: f32[N]) -> y: f32[N] { y[i] = tanh(x[i]) * 3 + exp(x[i]) }\n";
 
 /* Every kernel of SAME, compiled serially and in parallel, on shapes whose chunks end at
- * odd places (N = 1001 rows; heads: 3 x 7 rows of 1001, so 2, 3 and 4 threads split rows).
+ * odd places (N = 1001 rows; heads: 3 x 7 rows of 1001, so 2, 3 and 4 threads split rows;
+ * causal and bnorm with a batch of 1: causal's 3 x 67 queries split inside a head; flat:
+ * one vectorised loop of 100003, whose chunks must split into the serial loop's vector and
+ * scalar iterations, runtime/parallel.c).
  * The serial build is pass_lower's alone; the parallel one also has its loops merged by
  * pass_fuse_loops (one loop per kernel's rows, one per scan step), so it checks both. */
 Test(parallel, same_bytes_at_every_thread_count, .timeout = 300)
@@ -322,7 +385,7 @@ Test(parallel, same_bytes_at_every_thread_count, .timeout = 300)
     cr_assert_eq(pass_parallelize(plm), 0, "a second run changes nothing");
     StrBuf marks = {0};
     for (int f = 0; f < plm->nfuncs; f++) parallel_vars(plm->funcs[f]->body, &marks);
-    cr_assert_str_eq(sb_cstr(&marks), "n n n b0 n b h c0 k", "%s", sb_cstr(&marks));
+    cr_assert_str_eq(sb_cstr(&marks), "n n n b0 n b h c0 k b h n b0 b1 i", "%s", sb_cstr(&marks));
     sb_free(&marks);
     CpuJit *par = jit_of(plm);
     StrBuf text = {0}, err = {0};
@@ -335,6 +398,9 @@ Test(parallel, same_bytes_at_every_thread_count, .timeout = 300)
         int64_t sizes[4] = {1001, 1001, 1001, 1001};
         if (strcmp(k->name, "heads") == 0) sizes[0] = 3, sizes[1] = 7;
         if (strcmp(k->name, "steps") == 0) sizes[0] = 5, sizes[1] = 20000;
+        if (strcmp(k->name, "causal") == 0) sizes[0] = 1, sizes[1] = 3, sizes[2] = 67, sizes[3] = 16;  /* B H N D */
+        if (strcmp(k->name, "bnorm") == 0) sizes[0] = 1, sizes[1] = 7, sizes[2] = 3001;                /* B T D */
+        if (strcmp(k->name, "flat") == 0) sizes[0] = 100003;
         TensorData ins[4], ref[4], got[4];
         for (int p = 0; p < k->nins; p++) {
             int64_t shape[IR_MAX_RANK];
