@@ -8,6 +8,7 @@
  *       pass_fuse_loops   adjacent loops merged, temporaries contracted (fuse_loops.c; CPU only)
  *       pass_interchange  contractions accumulate a row of outputs at once (interchange.c; CPU only)
  *       pass_parallelize  outer loops across CPU threads (parallelize.c)
+ *       pass_register_block  contractions keep MR x NR outputs in registers (register_block.c; CPU only)
  *     pass_gpu_map      for CUDA only: the loop IR scheduled onto blocks and threads
  * The reference interpreter runs the tensor IR before any pass. Tiling and the other
  * passes of ARCHITECTURE.md join here, each with one entry point. */
@@ -22,7 +23,7 @@
  * appends one line per definition saying whether it was fused or why not. */
 int pass_fuse(Module *m, StrBuf *explain);
 
-/* ---- lower.c, fuse_loops.c, interchange.c, parallelize.c: the loop passes of ir_lower_module -- */
+/* ---- lower.c, fuse_loops.c, interchange.c, parallelize.c, register_block.c: the loop passes -- */
 
 /* Tensor IR to loop IR, every loop serial. Never fails on verified IR. */
 LoopModule *pass_lower(Module *m);
@@ -43,6 +44,13 @@ int pass_interchange(LoopModule *lm);
 /* Marks LOOP_PARALLEL the loops that may run across threads (safe, and worth it unless a
  * schedule's `parallel` directives choose). Returns the number of loops it marked. */
 int pass_parallelize(LoopModule *lm);
+
+/* Register blocking of interchange's row form: rows i in blocks of MR, columns j in blocks
+ * of NR, the MR x NR accumulators in a constant-size stack buffer that LLVM keeps in vector
+ * registers; remainders keep the row form. Every output sums in the same order as before.
+ * Runs after pass_parallelize: the block loop keeps the kind of the i loop it replaces.
+ * Returns the number of i loops blocked. */
+int pass_register_block(LoopModule *lm);
 
 /* ---- gpu_map.c (CUDA back end) ---------------------------------------------------------- */
 

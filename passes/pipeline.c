@@ -11,5 +11,7 @@ LoopModule *ir_lower_module(Module *m, const LowerOptions *o)
     if (!(o && o->no_fuse)) pass_fuse_loops(lm, o ? o->explain : NULL);
     if (!(o && o->gpu)) pass_interchange(lm);
     pass_parallelize(lm);
+    /* after parallelize: the i-block loop keeps i's verdict (register_block.c says why) */
+    if (!(o && o->gpu)) pass_register_block(lm);
     return lm;
 }
