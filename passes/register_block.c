@@ -76,6 +76,7 @@ typedef struct Rb {
     const Var    *ivar;
     const Tensor *row;
     Tensor       *dst;             /* acc_blk (HOOK_BLOCK) or the tail row (HOOK_TAIL) */
+    Tensor       *res;             /* HOOK_BLOCK: the block's sums, copied out for the epilogue */
     Expr         *dst_prefix;      /* i_in, the row of acc_blk; NULL for the tail row */
     Expr         *i_base, *j_base; /* i_blk * MR; j_blk * NR (block) or N / NR * NR (tail) */
     Expr         *j_extent;        /* N % NR (tail) */
@@ -190,6 +191,13 @@ static LStmt *clone_jloop(Rb *x, const LStmt *jl)
         Var *r = fresh_var(x, VAR_INDEX, arena_printf(&x->m->arena, "%s_in", x->ivar->name), k64(x, MR));
         Var *jj = fresh_var(x, VAR_INDEX, arena_printf(&x->m->arena, "%s_in", n), k64(x, x->nr));
         Expr *re = ir_var(x->m, r), *je = ir_var(x->m, jj);
+        /* The epilogue (which may call erf, exp ...) reads a copy of the sums in a vector
+         * loop per row, as the unblocked form does: 6 x 32 unrolled scalar calls would be
+         * far slower, and indexing acc_blk itself by a loop variable would keep the
+         * accumulators of the k loop out of registers. */
+        bool epilogue = jl == x->jloops[2];
+        Tensor *saved_dst = x->dst;
+        if (epilogue) x->dst = x->res;
         Expr *saved_prefix = x->dst_prefix;
         x->dst_prefix = re;
         push_var(x, x->ivar, bin(x, OP_ADD, x->i_base, re), NULL);
@@ -197,8 +205,19 @@ static LStmt *clone_jloop(Rb *x, const LStmt *jl)
         LStmt *body = clone_stmt(x, jl->body[0]);
         x->nmap -= 2;
         x->dst_prefix = saved_prefix;
-        LStmt *cols = loop_for(x->m, jj, jj->extent, LOOP_UNROLL, false, body);
-        return loop_for(x->m, r, r->extent, LOOP_UNROLL, false, cols);
+        x->dst = saved_dst;
+        if (!epilogue) {
+            LStmt *cols = loop_for(x->m, jj, jj->extent, LOOP_UNROLL, false, body);
+            return loop_for(x->m, r, r->extent, LOOP_UNROLL, false, cols);
+        }
+        Var *r2 = fresh_var(x, VAR_INDEX, arena_printf(&x->m->arena, "%s_in", x->ivar->name), k64(x, MR));
+        Var *jj2 = fresh_var(x, VAR_INDEX, arena_printf(&x->m->arena, "%s_in", n), k64(x, x->nr));
+        Expr *ci[2] = {ir_var(x->m, r2), ir_var(x->m, jj2)};
+        LStmt *copy = loop_store(x->m, x->res, ci, ir_access(x->m, x->dst, ci, NULL));
+        copy = loop_for(x->m, r2, r2->extent, LOOP_UNROLL, false, loop_for(x->m, jj2, jj2->extent, LOOP_UNROLL, false, copy));
+        LStmt *cols = loop_for(x->m, jj, jj->extent, LOOP_VECTOR, false, body);
+        LStmt *parts[2] = {copy, loop_for(x->m, r, r->extent, LOOP_SERIAL, false, cols)};
+        return loop_seq(x->m, parts, 2);
     }
     Var *jt = fresh_var(x, VAR_INDEX, arena_printf(&x->m->arena, "%s_tail", n), x->j_extent);
     Expr *je = ir_var(x->m, jt);
@@ -438,8 +457,11 @@ static bool try_loop(Rb *x, LStmt **slot)
     Expr *bshape[2] = {k64(x, MR), k64(x, x->nr)};
     Tensor *blk = ir_tensor_new(x->m, TK_TEMP, arena_printf(&x->m->arena, "%s_blk", x->row->name),
                                 x->row->dtype, 2, bshape);
+    Tensor *res = ir_tensor_new(x->m, TK_TEMP, arena_printf(&x->m->arena, "%s_out", x->row->name),
+                                x->row->dtype, 2, bshape);
     x->hook = HOOK_BLOCK;
     x->dst = blk;
+    x->res = res;
     x->dst_prefix = NULL;
     x->j_base = bin(x, OP_MUL, jbe, k64(x, x->nr));
     LStmt *blocks = loop_for(x->m, jb, nfull, LOOP_SERIAL, false, clone_stmt(x, al->body[0]));
@@ -460,7 +482,7 @@ static bool try_loop(Rb *x, LStmt **slot)
         x->nmap--;
         parts[nparts++] = loop_for(x->m, r, r->extent, LOOP_SERIAL, false, tail);
     }
-    LStmt *body = loop_alloc(x->m, blk, MEM_STACK, loop_seq(x->m, parts, nparts));
+    LStmt *body = loop_alloc(x->m, blk, MEM_STACK, loop_alloc(x->m, res, MEM_STACK, loop_seq(x->m, parts, nparts)));
     LStmt *outer = loop_for(x->m, ib, mfull, il->loop, false, body);
 
     /* the last M % MR rows: the row form as it was */
