@@ -124,6 +124,16 @@ RT_HIDDEN bool rt_dim_eval(const RtDim *d, const int64_t *sizes, int64_t *out);
 struct Kernel;
 struct StrBuf;
 void rt_format_signature(const struct Kernel *k, struct StrBuf *out);
+/* The same, checked to parse back (so a library's manifest is loadable); false with an
+ * internal error in err otherwise. */
+bool rt_checked_signature(const struct Kernel *k, struct StrBuf *out, struct StrBuf *err);
+
+/* For the shared-library builders (codegen/cpu/aot.c, codegen/cuda/cuda_aot.c), which write
+ * C: whether C (or the generated code) reserves name; whether a kernel name can be an
+ * exported C function (else a message in err); s[0..n) as a C string literal. */
+bool rt_c_reserved(const char *name);
+bool rt_check_export_name(const char *name, struct StrBuf *err);
+void rt_put_c_string(struct StrBuf *out, const char *s, size_t n);
 
 /* ---- modules (module.c, jit.c, load.c; not in the standalone runtime) ------------------- */
 

@@ -633,4 +633,64 @@ void rt_format_signature(const Kernel *k, StrBuf *out)
     fmt_params(out, k->outs, k->nouts);
     sb_putc(out, ')');
 }
+
+bool rt_checked_signature(const Kernel *k, StrBuf *out, StrBuf *err)
+{
+    rt_format_signature(k, out);
+    char why[256];
+    RtSig *s = rt_sig_parse(sb_cstr(out), out->len, why, sizeof why);
+    if (!s) {
+        sb_printf(err, "internal error: the signature '%s' does not parse: %s\n", sb_cstr(out), why);
+        return false;
+    }
+    rt_sig_free(s);
+    return true;
+}
+
+/* ---- names in generated C (the CPU and CUDA shared-library builders) ---------------------------- */
+
+static const char *const c_reserved[] = {
+    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum",
+    "extern", "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return",
+    "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void",
+    "volatile", "while", "_Alignas", "_Alignof", "_Atomic", "_Bool", "_Complex", "_Generic",
+    "_Imaginary", "_Noreturn", "_Static_assert", "_Thread_local", "bool", "true", "false",
+    "alignas", "alignof", "nullptr", "static_assert", "thread_local", "typeof", "typeof_unqual",
+    "constexpr", "main", "DLTensor",
+};
+
+bool rt_c_reserved(const char *name)
+{
+    for (size_t i = 0; i < sizeof c_reserved / sizeof c_reserved[0]; i++)
+        if (strcmp(name, c_reserved[i]) == 0) return true;
+    return false;
+}
+
+bool rt_check_export_name(const char *name, StrBuf *err)
+{
+    if (rt_c_reserved(name)) {
+        sb_printf(err, "kernel '%s' cannot be exported from a shared library: '%s' is reserved in C; rename the kernel\n",
+                  name, name);
+        return false;
+    }
+    if (strncmp(name, "tdsl_", 5) == 0) {
+        sb_printf(err, "kernel '%s' cannot be exported from a shared library: the prefix 'tdsl_' is reserved for "
+                  "the runtime; rename the kernel\n", name);
+        return false;
+    }
+    return true;
+}
+
+void rt_put_c_string(StrBuf *out, const char *s, size_t n)
+{
+    sb_putc(out, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') sb_printf(out, "\\%c", c);
+        else if (c == '\n') sb_puts(out, "\\n");
+        else if (c < 0x20 || c >= 0x7f) sb_printf(out, "\\%03o", c);
+        else sb_putc(out, (char)c);
+    }
+    sb_putc(out, '"');
+}
 #endif

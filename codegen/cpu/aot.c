@@ -38,77 +38,16 @@
 #define TDSL_RT_OMP_LIB ""
 #endif
 
-/* ---- names that may not become C functions -------------------------------------------------- */
-
-static const char *const c_keywords[] = {
-    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum",
-    "extern", "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return",
-    "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void",
-    "volatile", "while", "_Alignas", "_Alignof", "_Atomic", "_Bool", "_Complex", "_Generic",
-    "_Imaginary", "_Noreturn", "_Static_assert", "_Thread_local", "bool", "true", "false",
-    "alignas", "alignof", "nullptr", "static_assert", "thread_local", "typeof", "typeof_unqual",
-    "constexpr", "main", "DLTensor",
-};
-
-static bool is_c_keyword(const char *s)
-{
-    for (int i = 0; i < TD_COUNTOF(c_keywords); i++)
-        if (strcmp(s, c_keywords[i]) == 0) return true;
-    return false;
-}
-
-/* A kernel name must be usable as an exported C function of its own. */
-static bool check_kernel_name(const char *name, StrBuf *err)
-{
-    if (is_c_keyword(name)) {
-        sb_printf(err, "kernel '%s' cannot be exported from a shared library: '%s' is reserved in C; rename the kernel\n",
-                  name, name);
-        return false;
-    }
-    if (strncmp(name, "tdsl_", 5) == 0) {
-        sb_printf(err, "kernel '%s' cannot be exported from a shared library: the prefix 'tdsl_' is reserved for "
-                  "the runtime; rename the kernel\n", name);
-        return false;
-    }
-    return true;
-}
+/* ---- names in C (the reserved ones and the export rules: runtime/signature.c) ------------------ */
 
 /* A parameter name in the header: itself, or with '_' appended when C reserves it. */
 static void put_c_param(StrBuf *out, const char *name)
 {
     sb_puts(out, name);
-    if (is_c_keyword(name)) sb_putc(out, '_');
-}
-
-static void put_c_string(StrBuf *out, const char *s)
-{
-    sb_putc(out, '"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') sb_printf(out, "\\%c", c);
-        else if (c == '\n') sb_puts(out, "\\n");
-        else if (c < 0x20 || c >= 0x7f) sb_printf(out, "\\%03o", c);
-        else sb_putc(out, (char)c);
-    }
-    sb_putc(out, '"');
-}
-
-/* The signature of k, checked to parse back (so the manifest is loadable). */
-static bool kernel_signature(const Kernel *k, StrBuf *out, StrBuf *err)
-{
-    rt_format_signature(k, out);
-    char why[256];
-    RtSig *s = rt_sig_parse(sb_cstr(out), out->len, why, sizeof why);
-    if (!s) {
-        sb_printf(err, "internal error: the signature '%s' does not parse: %s\n", sb_cstr(out), why);
-        return false;
-    }
-    rt_sig_free(s);
-    return true;
+    if (rt_c_reserved(name)) sb_putc(out, '_');
 }
 
 /* ---- files ------------------------------------------------------------------------------------ */
-
 
 /* Writes data to a temporary file next to path, then renames it over path. */
 static bool write_file_atomic(const char *path, const void *data, size_t len, StrBuf *err)
@@ -146,10 +85,10 @@ static bool gen_wrappers(const LoopModule *lm, StrBuf *out, StrBuf *err)
                  "TDSL_API const char *const tdsl_manifest =\n");
     for (int i = 0; i < lm->nfuncs && ok; i++) {
         sb_clear(&sig);
-        ok = kernel_signature(lm->funcs[i]->kernel, &sig, err);
+        ok = rt_checked_signature(lm->funcs[i]->kernel, &sig, err);
         sb_puts(out, "    ");
         sb_puts(&sig, "\n");
-        put_c_string(out, sb_cstr(&sig));
+        rt_put_c_string(out, sig.data, sig.len);
         sb_puts(out, "\n");
     }
     sb_puts(out, "    \"\";\n");
@@ -157,7 +96,7 @@ static bool gen_wrappers(const LoopModule *lm, StrBuf *out, StrBuf *err)
         const Kernel *k = lm->funcs[i]->kernel;
         int n = k->nins + k->nouts;
         sb_clear(&sig);
-        ok = kernel_signature(k, &sig, err);
+        ok = rt_checked_signature(k, &sig, err);
         sb_printf(out, "\nint32_t tdsl_raw_%s(void *const *buffers, const int64_t *sizes);\n", k->name);
         sb_printf(out, "static void *tdsl_sig_%s;\n", k->name);
         sb_printf(out, "TDSL_API int %s(", k->name);
@@ -166,7 +105,7 @@ static bool gen_wrappers(const LoopModule *lm, StrBuf *out, StrBuf *err)
         sb_puts(out, ")\n{\n    const DLTensor *const args[] = {");
         for (int a = 0; a < n; a++) sb_printf(out, "%sp%d", a ? ", " : "", a);
         sb_printf(out, "};\n    return rt_call_cached(&tdsl_sig_%s, ", k->name);
-        put_c_string(out, sb_cstr(&sig));
+        rt_put_c_string(out, sig.data, sig.len);
         sb_printf(out, ", tdsl_raw_%s, args, %d);\n}\n", k->name, n);
     }
     sb_puts(out, "\n/* The descriptors parsed on first use, freed when the library is unloaded. */\n"
@@ -216,7 +155,7 @@ bool cpu_build_shared(const LoopModule *lm, const CpuOptions *o, const char *so_
         return false;
     }
     for (int i = 0; i < lm->nfuncs; i++)
-        if (!check_kernel_name(lm->funcs[i]->kernel->name, err)) return false;
+        if (!rt_check_export_name(lm->funcs[i]->kernel->name, err)) return false;
     const char *rt_lib = env_or("TDSL_RT_LIB", TDSL_RT_LIB);
     const char *rt_inc = env_or("TDSL_RT_INCLUDE", TDSL_RT_INCLUDE_DIR);
     if (!*rt_lib || access(rt_lib, R_OK) != 0) {
@@ -305,7 +244,7 @@ bool cpu_write_header(const Module *m, const char *h_path, StrBuf *err)
         return false;
     }
     for (int i = 0; i < m->nkernels; i++)
-        if (!check_kernel_name(m->kernels[i]->name, err)) return false;
+        if (!rt_check_export_name(m->kernels[i]->name, err)) return false;
     /* the include guard from the file name: model.h -> TDSL_MODEL_H */
     const char *base = strrchr(h_path, '/');
     base = base ? base + 1 : h_path;
@@ -333,7 +272,7 @@ bool cpu_write_header(const Module *m, const char *h_path, StrBuf *err)
     for (int i = 0; i < m->nkernels && ok; i++) {
         const Kernel *k = m->kernels[i];
         sb_clear(&sig);
-        ok = kernel_signature(k, &sig, err);
+        ok = rt_checked_signature(k, &sig, err);
         sb_printf(&out, "\n/* %s */\nint %s(", sb_cstr(&sig), k->name);
         for (int a = 0; a < k->nins + k->nouts; a++) {
             const Tensor *t = a < k->nins ? k->ins[a] : k->outs[a - k->nins];

@@ -31,64 +31,10 @@
 #define TDSL_RT_INCLUDE_DIR ""
 #endif
 
-
 _Static_assert((int)RT_CUDA_BLOCK_THREADS == (int)GPU_THREADS_PER_BLOCK,
                "the runtime and the schedule must agree on the block size");
 
-/* ---- small helpers (codegen/cpu/aot.c has the same rules for the CPU) ------------------------ */
-
-static const char *const c_reserved[] = {
-    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum",
-    "extern", "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return",
-    "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void",
-    "volatile", "while", "_Alignas", "_Alignof", "_Atomic", "_Bool", "_Complex", "_Generic",
-    "_Imaginary", "_Noreturn", "_Static_assert", "_Thread_local", "bool", "true", "false",
-    "alignas", "alignof", "nullptr", "static_assert", "thread_local", "typeof", "typeof_unqual",
-    "constexpr", "main", "DLTensor",
-};
-
-static bool check_kernel_name(const char *name, StrBuf *err)
-{
-    for (int i = 0; i < TD_COUNTOF(c_reserved); i++) {
-        if (strcmp(name, c_reserved[i]) == 0) {
-            sb_printf(err, "kernel '%s' cannot be exported from a shared library: '%s' is reserved in C; rename the "
-                      "kernel\n", name, name);
-            return false;
-        }
-    }
-    if (strncmp(name, "tdsl_", 5) == 0) {
-        sb_printf(err, "kernel '%s' cannot be exported from a shared library: the prefix 'tdsl_' is reserved for "
-                  "the runtime; rename the kernel\n", name);
-        return false;
-    }
-    return true;
-}
-
-static void put_c_string(StrBuf *out, const char *s, size_t n)
-{
-    sb_putc(out, '"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') sb_printf(out, "\\%c", c);
-        else if (c == '\n') sb_puts(out, "\\n");
-        else if (c < 0x20 || c >= 0x7f) sb_printf(out, "\\%03o", c);
-        else sb_putc(out, (char)c);
-    }
-    sb_putc(out, '"');
-}
-
-static bool kernel_signature(const Kernel *k, StrBuf *out, StrBuf *err)
-{
-    rt_format_signature(k, out);
-    char why[256];
-    RtSig *s = rt_sig_parse(sb_cstr(out), out->len, why, sizeof why);
-    if (!s) {
-        sb_printf(err, "internal error: the signature '%s' does not parse: %s\n", sb_cstr(out), why);
-        return false;
-    }
-    rt_sig_free(s);
-    return true;
-}
+/* ---- small helpers (C names and string literals: runtime/signature.c, shared with the CPU) ---- */
 
 /* A size expression in the launcher's C, over s0, s1, ... (the sizes in signature order). */
 static void host_size(const Kernel *k, const Expr *e, StrBuf *out)
@@ -156,7 +102,7 @@ static void host_bytes(const Kernel *k, const Tensor *t, const char *var, StrBuf
     sb_printf(out, "%s};\n", t->rank ? "" : "0");
     sb_printf(out, "        if (!rt_cuda_bytes(dims, %d, %d, &%s))\n", t->rank, dtype_bits(t->dtype), var);
     sb_printf(out, "            return rt_fail(TDSL_ERR_RUNTIME, \"%s: %%s is too large\", ", k->name);
-    put_c_string(out, t->name, strlen(t->name));
+    rt_put_c_string(out, t->name, strlen(t->name));
     sb_puts(out, ");\n    }\n");
 }
 
@@ -251,7 +197,7 @@ static bool gen_wrappers(const LoopModule *lm, const CudaLaunchPlan *plan, const
         const char *nl = strchr(p, '\n');
         size_t len = nl ? (size_t)(nl - p) + 1 : strlen(p);
         sb_puts(out, "    ");
-        put_c_string(out, p, len);
+        rt_put_c_string(out, p, len);
         sb_putc(out, '\n');
         p += len;
     }
@@ -259,10 +205,10 @@ static bool gen_wrappers(const LoopModule *lm, const CudaLaunchPlan *plan, const
     sb_puts(out, "TDSL_API const char *const tdsl_target = \"cuda\";\nTDSL_API const char *const tdsl_manifest =\n");
     for (int i = 0; i < lm->nfuncs && ok; i++) {
         sb_clear(&sig);
-        ok = kernel_signature(lm->funcs[i]->kernel, &sig, err);
+        ok = rt_checked_signature(lm->funcs[i]->kernel, &sig, err);
         sb_puts(&sig, "\n");
         sb_puts(out, "    ");
-        put_c_string(out, sig.data, sig.len);
+        rt_put_c_string(out, sig.data, sig.len);
         sb_puts(out, "\n");
     }
     sb_puts(out, "    \"\";\n\n");
@@ -273,7 +219,7 @@ static bool gen_wrappers(const LoopModule *lm, const CudaLaunchPlan *plan, const
         gen_launcher(kp, out);
         int n = k->nins + k->nouts;
         sb_clear(&sig);
-        ok = kernel_signature(k, &sig, err);
+        ok = rt_checked_signature(k, &sig, err);
         sb_printf(out, "\nstatic void *tdsl_sig_%s;\nTDSL_API int %s(", k->name, k->name);
         for (int a = 0; a < n; a++) sb_printf(out, "%s%sDLTensor *p%d", a ? ", " : "", a < k->nins ? "const " : "", a);
         if (n == 0) sb_puts(out, "void");
@@ -281,7 +227,7 @@ static bool gen_wrappers(const LoopModule *lm, const CudaLaunchPlan *plan, const
         for (int a = 0; a < n; a++) sb_printf(out, "%sp%d", a ? ", " : "", a);
         if (n == 0) sb_puts(out, "NULL");
         sb_printf(out, "};\n    return rt_call_cuda_cached(&tdsl_sig_%s, ", k->name);
-        put_c_string(out, sig.data, sig.len);
+        rt_put_c_string(out, sig.data, sig.len);
         sb_printf(out, ", tdsl_cuda_%s, args, %d);\n}\n", k->name, n);
     }
     sb_puts(out, "\n/* The descriptors parsed on first use, freed when the library is unloaded (the CUDA\n"
@@ -294,8 +240,6 @@ static bool gen_wrappers(const LoopModule *lm, const CudaLaunchPlan *plan, const
 }
 
 /* ---- the C compiler ---------------------------------------------------------------------------------- */
-
-
 
 static const char *env_or(const char *name, const char *fallback)
 {
@@ -380,7 +324,7 @@ bool cuda_build_shared(const LoopModule *lm, const CudaOptions *o, const char *s
         return false;
     }
     for (int i = 0; i < lm->nfuncs; i++)
-        if (!check_kernel_name(lm->funcs[i]->kernel->name, err)) return false;
+        if (!rt_check_export_name(lm->funcs[i]->kernel->name, err)) return false;
     StrBuf source = {0}, ptx = {0}, c = {0};
     CudaLaunchPlan *plan = NULL;
     bool ok = cuda_generate(lm, o, &source, &plan, err) && cuda_compile_ptx(sb_cstr(&source), o, &ptx, err) &&
